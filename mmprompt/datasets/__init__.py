@@ -1,0 +1,1 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
