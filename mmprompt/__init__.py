@@ -6,19 +6,26 @@ open_clip are within the versions mmprompt is tested with, makes mmengine's
 checkpoints loadable with ``torch.load(weights_only=True)`` and registers
 every model, dataset, hook and metric under the scope ``'mmprompt'``.
 """
-import mmcv
-import mmengine
-import open_clip
-import torch
-from mmengine.utils import digit_version
+import warnings
 
-from .version import __version__, version_info
+# mmpretrain imports mmcv's transformer bricks, which warn under mmcv-lite
+# about compiled ops that nothing in mmprompt uses.
+warnings.filterwarnings(
+    'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+
+import mmcv  # noqa: E402
+import mmengine  # noqa: E402
+import open_clip  # noqa: E402
+import torch  # noqa: E402
+from mmengine.utils import digit_version  # noqa: E402
+
+from .version import __version__, version_info  # noqa: E402
 
 # name, installed version, minimum (inclusive), maximum (exclusive)
 _VERSION_WINDOWS = [
     ('mmcv', mmcv.__version__, '2.0.0', '2.3.0'),
     ('mmengine', mmengine.__version__, '0.10.0', '1.0.0'),
-    ('open_clip_torch', open_clip.__version__, '2.24.0', '4.0.0'),
+    ('open_clip_torch', open_clip.__version__, '3.0.0', '4.0.0'),
     ('torch', torch.__version__, '2.1.0', '3.0.0'),
 ]
 

@@ -1,0 +1,132 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""The classifier of every mmprompt model: frozen CLIP image tower + head."""
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmpretrain.models.classifiers import BaseClassifier
+from mmpretrain.structures import DataSample
+
+from mmprompt.registry import MODELS
+
+__all__ = ['PromptClassifier', 'CLIP_MEAN', 'CLIP_STD']
+
+# CLIP's normalisation, in the 0-255 range of mmpretrain's preprocessor.
+CLIP_MEAN = [0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255]
+CLIP_STD = [0.26862954 * 255, 0.26130258 * 255, 0.27577711 * 255]
+
+
+@MODELS.register_module()
+class PromptClassifier(BaseClassifier):
+    """Image classification with CLIP and prompts, for any set of classes.
+
+    The image tower of a frozen CLIP gives ``f``, L2-normalised; the head
+    turns class names into prompts, prompts into text features and both into
+    logits. Only the head's prompt learner trains and is saved.
+
+    Args:
+        clip (dict | OpenCLIP): Config of the frozen CLIP, e.g.
+            ``dict(type='OpenCLIP', arch='ViT-B-16', pretrained='openai')``.
+        head (dict): Config of the head (``CoOpHead``, ``CoCoOpHead`` or
+            ``ZeroShotHead``); it receives the CLIP.
+        class_names (Sequence[str], optional): Classes to score from the
+            start. The runner sets them from each dataset's
+            ``metainfo['classes']`` through ``ClassNamesHook``.
+            Defaults to None.
+        data_preprocessor (dict, optional): Defaults to mmpretrain's
+            ``ClsDataPreprocessor`` with CLIP's mean and std and
+            ``to_rgb=True``.
+        init_cfg (dict, optional): Unused. Defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> from mmprompt.registry import MODELS
+        >>> model = MODELS.build(dict(
+        ...     type='PromptClassifier',
+        ...     clip=dict(type='OpenCLIP', arch='mmprompt-tiny-vit',
+        ...               pretrained=None),
+        ...     head=dict(type='CoOpHead', prompt_learner=dict(
+        ...         type='CoOpPromptLearner', n_ctx=4)),
+        ...     class_names=['cat', 'dog', 'bird']))
+        >>> model(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self,
+                 clip: Union[dict, nn.Module],
+                 head: dict,
+                 class_names: Optional[Sequence[str]] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(
+                type='ClsDataPreprocessor',
+                mean=CLIP_MEAN,
+                std=CLIP_STD,
+                to_rgb=True)
+        elif isinstance(data_preprocessor, dict):
+            data_preprocessor = dict(data_preprocessor)
+            data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
+        super().__init__(
+            init_cfg=init_cfg, data_preprocessor=data_preprocessor)
+        self.clip = MODELS.build(clip) if isinstance(clip, dict) else clip
+        self.head = MODELS.build(head, default_args=dict(clip=self.clip))
+        if class_names is not None:
+            self.set_class_names(class_names)
+
+    @property
+    def class_names(self) -> List[str]:
+        """The classes the model scores now, in label order."""
+        return list(self.head.class_names)
+
+    def set_class_names(self, class_names: Sequence[str]) -> None:
+        """Score these classes from now on (label ``i`` is ``names[i]``).
+
+        Args:
+            class_names (Sequence[str]): The class names; ``_`` reads as a
+                space.
+        """
+        self.head.set_class_names(class_names)
+
+    def extract_feat(self, inputs: torch.Tensor) -> tuple:
+        """L2-normalised image features ``((B, D), )`` of the frozen tower."""
+        # No graph through the frozen tower: nothing in it learns, so the
+        # gradients of the prompt learner are the same without it.
+        with torch.no_grad():
+            features = self.clip.encode_image(inputs)
+            features = features / features.norm(dim=-1, keepdim=True)
+        return (features, )
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        """The mmengine model contract.
+
+        Args:
+            inputs (Tensor): Preprocessed images ``(B, 3, H, W)``.
+            data_samples (list[DataSample], optional): With ``gt_label`` for
+                ``mode='loss'``. Defaults to None.
+            mode (str): ``'tensor'`` returns logits ``(B, K)``, ``'loss'`` a
+                dict of losses, ``'predict'`` ``DataSample`` s with
+                ``pred_score`` and ``pred_label``. Defaults to 'tensor'.
+        """
+        if mode == 'tensor':
+            return self.head(self.extract_feat(inputs))
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        raise RuntimeError(f'Invalid mode "{mode}": expected "tensor", '
+                           '"loss" or "predict"')
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: List[DataSample]) -> dict:
+        return self.head.loss(self.extract_feat(inputs), data_samples)
+
+    def predict(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None,
+                **kwargs) -> List[DataSample]:
+        return self.head.predict(self.extract_feat(inputs), data_samples)

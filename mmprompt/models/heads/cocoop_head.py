@@ -1,0 +1,84 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""CoCoOp's head: prompts conditioned on each image."""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from mmprompt.registry import MODELS
+from .base import BasePromptHead
+
+__all__ = ['CoCoOpHead']
+
+
+@MODELS.register_module()
+class CoCoOpHead(BasePromptHead):
+    """Conditional prompt learning (`CoCoOp
+    <https://arxiv.org/abs/2203.05557>`_).
+
+    For each image ``x`` the Meta-Net shifts the context by ``pi(f(x))``,
+    so every image has its own K prompts; their B x K text features are
+    encoded in batched calls of the text tower (no loop over images)::
+
+        ctx(x)  = ctx + meta_net(f)                     # (B, M, W)
+        prompts = [SOT] ctx(x) [name_i][.][EOT]         # (B, K, L, W)
+        logits  = logit_scale.exp() * cos(f, g(prompts))  # (B, K)
+
+    Args:
+        prompt_learner (dict): Config of the prompt learner, e.g.
+            ``dict(type='CoCoOpPromptLearner', ctx_init='a photo of a')``.
+        clip (OpenCLIP | dict): The frozen CLIP (the classifier passes it).
+        loss (dict): Config of the loss. Defaults to cross-entropy.
+        topk (int | tuple[int]): Top-k accuracies when ``cal_acc``.
+            Defaults to (1, ).
+        cal_acc (bool): Log the training accuracy. Defaults to False.
+        init_cfg (dict, optional): Unused. Defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> import torch.nn.functional as F
+        >>> from mmprompt.models import CoCoOpHead, OpenCLIP
+        >>> clip = OpenCLIP('mmprompt-tiny-vit', pretrained=None)
+        >>> head = CoCoOpHead(
+        ...     dict(type='CoCoOpPromptLearner', ctx_init='a photo of a'),
+        ...     clip)
+        >>> head.set_class_names(['cat', 'dog', 'bird'])
+        >>> feats = F.normalize(torch.randn(2, 64), dim=-1)
+        >>> head((feats, )).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self,
+                 prompt_learner: dict,
+                 clip: Union[nn.Module, dict, None] = None,
+                 loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
+                 topk: Union[int, Tuple[int]] = (1, ),
+                 cal_acc: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(
+            clip=clip, loss=loss, topk=topk, cal_acc=cal_acc,
+            init_cfg=init_cfg)
+        self.prompt_learner = MODELS.build(
+            prompt_learner, default_args=dict(clip=self.clip))
+
+    @property
+    def class_names(self) -> list:
+        return self.prompt_learner.class_names
+
+    def set_class_names(self, class_names: Sequence[str]) -> None:
+        self.prompt_learner.set_class_names(class_names)
+
+    def text_features(self, image_features: torch.Tensor) -> torch.Tensor:
+        """Text features of every image's prompts, ``(B, K, D)``."""
+        learner = self.prompt_learner
+        prompts, tokens = learner(image_features)  # (B, K, L, W), (K, L)
+        batch, num_classes = prompts.shape[:2]
+        features = self.clip.encode_text(
+            prompts.flatten(0, 1), tokens.repeat(batch, 1))  # (B*K, D)
+        return features.view(batch, num_classes, -1)
+
+    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
+        """Logits ``(B, K)`` from normalised image features ``(B, D)``."""
+        image_features = self.pre_logits(feats)
+        return self.cosine_logits(image_features,
+                                  self.text_features(image_features))

@@ -1,0 +1,91 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""CoOp's head: one prompt per class, shared by every image."""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from mmprompt.registry import MODELS
+from .base import BasePromptHead
+
+__all__ = ['CoOpHead']
+
+
+@MODELS.register_module()
+class CoOpHead(BasePromptHead):
+    """Context optimisation (`CoOp <https://arxiv.org/abs/2109.01134>`_).
+
+    ``p(y=i|x) = softmax_i(logit_scale.exp() * cos(g(t_i), f))`` with
+    ``t_i`` the learned prompt of class ``i`` and ``g`` CLIP's text tower.
+
+    The text features do not depend on the image, so they are computed once
+    per forward in training (with gradients) and, in evaluation without
+    gradients, once until the class names or the context change: an
+    evaluation over many batches encodes the prompts once, not per batch.
+
+    Args:
+        prompt_learner (dict): Config of the prompt learner, e.g.
+            ``dict(type='CoOpPromptLearner', n_ctx=16)``.
+        clip (OpenCLIP | dict): The frozen CLIP (the classifier passes it).
+        loss (dict): Config of the loss. Defaults to cross-entropy.
+        topk (int | tuple[int]): Top-k accuracies when ``cal_acc``.
+            Defaults to (1, ).
+        cal_acc (bool): Log the training accuracy. Defaults to False.
+        init_cfg (dict, optional): Unused. Defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> import torch.nn.functional as F
+        >>> from mmprompt.models import CoOpHead, OpenCLIP
+        >>> clip = OpenCLIP('mmprompt-tiny-vit', pretrained=None)
+        >>> head = CoOpHead(dict(type='CoOpPromptLearner', n_ctx=4), clip)
+        >>> head.set_class_names(['cat', 'dog', 'bird'])
+        >>> feats = F.normalize(torch.randn(2, 64), dim=-1)
+        >>> head((feats, )).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self,
+                 prompt_learner: dict,
+                 clip: Union[nn.Module, dict, None] = None,
+                 loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
+                 topk: Union[int, Tuple[int]] = (1, ),
+                 cal_acc: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(
+            clip=clip, loss=loss, topk=topk, cal_acc=cal_acc,
+            init_cfg=init_cfg)
+        self.prompt_learner = MODELS.build(
+            prompt_learner, default_args=dict(clip=self.clip))
+        self._cache_key = None
+        self._cached_features = None
+
+    @property
+    def class_names(self) -> list:
+        return self.prompt_learner.class_names
+
+    def set_class_names(self, class_names: Sequence[str]) -> None:
+        self.prompt_learner.set_class_names(class_names)
+        self._cached_features = None
+
+    def _state_key(self) -> tuple:
+        params = tuple((p.data_ptr(), p._version, p.dtype)
+                       for p in self.prompt_learner.parameters())
+        return (self.prompt_learner.names_version, params)
+
+    def text_features(self) -> torch.Tensor:
+        """Text features of every class's prompt, ``(K, D)``."""
+        if torch.is_grad_enabled() or self.training:
+            self._cached_features = None
+            return self.clip.encode_text(*self.prompt_learner())
+        key = self._state_key()
+        if self._cached_features is None or key != self._cache_key:
+            self._cached_features = self.clip.encode_text(
+                *self.prompt_learner())
+            self._cache_key = key
+        return self._cached_features
+
+    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
+        """Logits ``(B, K)`` from normalised image features ``(B, D)``."""
+        image_features = self.pre_logits(feats)
+        return self.cosine_logits(image_features, self.text_features())

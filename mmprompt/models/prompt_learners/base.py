@@ -1,0 +1,218 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""What CoOp and CoCoOp prompt learners share: context init and class names.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+__all__ = ['BasePromptLearner']
+
+
+def _preview(names: Sequence[str], limit: int = 5) -> str:
+    shown = ', '.join(repr(n) for n in list(names)[:limit])
+    more = f', ... ({len(names)} in all)' if len(names) > limit else ''
+    return f'[{shown}{more}]'
+
+
+class BasePromptLearner(BaseModule):
+    """Learnable context vectors ``[V]_1 ... [V]_M`` and the class-name tokens.
+
+    A prompt for class ``i`` is laid out as CLIP would tokenize
+    ``"<prefix> <name_i>."``: ``[SOT][V]_1..[V]_M[name_i][.][EOT][pad...]``,
+    where the context replaces the ``M`` prefix tokens. The SOT token and the
+    tokens after the context are frozen token embeddings, held in
+    non-persistent buffers rebuilt by :meth:`set_class_names`: they are never
+    saved, so a checkpoint scores any class names (except with class-specific
+    contexts).
+
+    Args:
+        clip (OpenCLIP): The frozen CLIP the prompts are for.
+        n_ctx (int): Number of context vectors ``M`` for random init.
+            Defaults to 16.
+        ctx_init (str): Words whose token embeddings initialise the context;
+            they set ``M`` to their number of BPE tokens and ``n_ctx`` is then
+            ignored. ``''`` initialises ``N(0, 0.02)``. Defaults to ''.
+        csc (bool): One context per class (class-specific context, CoOp's
+            CSC) instead of one shared by all. Needs ``num_classes``.
+            Defaults to False.
+        num_classes (int, optional): Number of classes, for ``csc=True``.
+            Defaults to None.
+        init_cfg (dict, optional): Unused. Defaults to None.
+    """
+
+    def __init__(self,
+                 clip: nn.Module,
+                 n_ctx: int = 16,
+                 ctx_init: str = '',
+                 csc: bool = False,
+                 num_classes: Optional[int] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if clip is None:
+            raise ValueError(
+                'a prompt learner needs the frozen CLIP it prompts: build it '
+                'through a head (or pass clip=OpenCLIP(...))')
+        # The CLIP is shared with the classifier; not registered here.
+        object.__setattr__(self, 'clip', clip)
+        if not isinstance(ctx_init, str):
+            raise TypeError(f'ctx_init must be a string, got {ctx_init!r}')
+        ctx_init = ctx_init.replace('_', ' ').strip()
+        if csc and ctx_init:
+            raise ValueError(
+                f'csc=True cannot be combined with ctx_init={ctx_init!r}: '
+                'class-specific contexts are initialised at random (the '
+                'original CoOp silently falls back to one shared context '
+                "here). Use ctx_init='' with csc=True, or csc=False.")
+        if csc and (not isinstance(num_classes, int) or num_classes < 1):
+            raise ValueError(
+                'csc=True learns one context per class, so the number of '
+                f'classes must be known at build time: got num_classes='
+                f'{num_classes!r}, expected a positive int')
+        if not ctx_init and (not isinstance(n_ctx, int) or n_ctx < 1):
+            raise ValueError(
+                f'n_ctx must be a positive int, got {n_ctx!r}')
+        self.csc = csc
+        self.ctx_init = ctx_init
+        ctx, self.prompt_prefix = self._init_context(n_ctx, ctx_init, csc,
+                                                     num_classes)
+        self.n_ctx = ctx.shape[-2]
+        self.ctx = nn.Parameter(ctx)
+        self.class_names: List[str] = []
+        # Bumped whenever the class names change, for caches downstream.
+        self.names_version = 0
+        self.register_buffer('token_prefix', None, persistent=False)
+        self.register_buffer('token_suffix', None, persistent=False)
+        self.register_buffer('tokenized_prompts', None, persistent=False)
+        self.name_lens: List[int] = []
+        # With csc: the classes the contexts belong to, once known.
+        self.trained_class_names: Optional[List[str]] = None
+
+    def _init_context(self, n_ctx: int, ctx_init: str, csc: bool,
+                      num_classes: Optional[int]) -> Tuple[torch.Tensor, str]:
+        clip = self.clip
+        dtype = clip.dtype
+        if ctx_init:
+            bpe = clip.bpe_encode(ctx_init)
+            words = ctx_init.split(' ')
+            if len(bpe) != len(words):
+                print_log(
+                    f'ctx_init {ctx_init!r} has {len(words)} words but '
+                    f'{len(bpe)} BPE tokens; the context gets {len(bpe)} '
+                    'vectors, one per token (the original CoOp would take '
+                    f'{len(words)} and misalign the class-name tokens)',
+                    logger='current',
+                    level=30)
+            tokens = clip.tokenize(ctx_init).to(clip.device)
+            with torch.no_grad():
+                embedding = clip.token_embedding(tokens).type(dtype)
+            ctx = embedding[0, 1:1 + len(bpe)].clone()
+            print_log(f'Initial context: {ctx_init!r} ({len(bpe)} tokens)',
+                      logger='current')
+            return ctx, ctx_init
+        shape = ((num_classes, n_ctx, clip.width) if csc else
+                 (n_ctx, clip.width))
+        ctx = torch.empty(shape, dtype=dtype, device=clip.device)
+        nn.init.normal_(ctx, std=0.02)
+        kind = 'class-specific contexts' if csc else 'a generic context'
+        print_log(f'Initializing {kind}: {n_ctx} random vectors',
+                  logger='current')
+        return ctx, ' '.join(['X'] * n_ctx)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _check_class_names(self, class_names: Sequence[str]) -> List[str]:
+        if isinstance(class_names, str) or not isinstance(
+                class_names, Sequence):
+            raise TypeError('class_names must be a sequence of strings, got '
+                            f'{type(class_names).__name__}')
+        names = list(class_names)
+        if not names:
+            raise ValueError('class_names is empty: give at least one class')
+        bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+        if bad:
+            raise ValueError(f'class names must be non-empty strings, got '
+                             f'{bad[:5]}')
+        seen, duplicates = set(), []
+        for name in names:
+            key = name.replace('_', ' ').strip().lower()
+            if key in seen:
+                duplicates.append(name)
+            seen.add(key)
+        if duplicates:
+            raise ValueError(
+                f'duplicate class names {duplicates[:5]}: two classes with '
+                'the same prompt cannot be told apart')
+        return names
+
+    def set_class_names(self, class_names: Sequence[str]) -> None:
+        """Build the frozen token embeddings of each class's prompt.
+
+        Args:
+            class_names (Sequence[str]): The classes to score, in label
+                order. ``_`` is read as a space, as in CoOp.
+        """
+        names = self._check_class_names(class_names)
+        if self.csc and self.trained_class_names not in (None, names):
+            raise ValueError(
+                'this prompt learner has class-specific contexts, learned '
+                f'for the classes {_preview(self.trained_class_names)}, and '
+                f'cannot score {_preview(names)}: a class-specific context '
+                'belongs to one class and means nothing for another. Use a '
+                'shared context (csc=False) to transfer to new classes.')
+        if self.csc and self.ctx.shape[0] != len(names):
+            raise ValueError(
+                f'this prompt learner has class-specific contexts for '
+                f'{self.ctx.shape[0]} classes and cannot score '
+                f'{len(names)} classes: a class-specific context is learned '
+                'for one class and means nothing for another. Use a shared '
+                'context (csc=False) to transfer to new classes.')
+        clip = self.clip
+        readable = [n.replace('_', ' ') for n in names]
+        prompts = [f'{self.prompt_prefix} {n}.' for n in readable]
+        try:
+            tokens = clip.tokenize(prompts)
+        except ValueError as err:
+            raise ValueError(f'cannot build the prompts of these classes: '
+                             f'{err}') from err
+        tokens = tokens.to(clip.device)
+        with torch.no_grad():
+            embedding = clip.token_embedding(tokens).type(clip.dtype)
+        self.name_lens = [len(clip.bpe_encode(n)) for n in readable]
+        self.token_prefix = embedding[:, :1]  # (K, 1, W): SOT
+        # (K, L - 1 - M, W): class name, '.', EOT, padding
+        self.token_suffix = embedding[:, 1 + self.n_ctx:]
+        self.tokenized_prompts = tokens
+        self.class_names = names
+        self.names_version += 1
+        if self.csc:
+            self.trained_class_names = list(names)
+
+    def get_extra_state(self) -> dict:
+        """Saved with the parameters: the classes of class-specific contexts.
+        """
+        return {'csc_class_names': self.trained_class_names}
+
+    def set_extra_state(self, state: dict) -> None:
+        names = state.get('csc_class_names') if isinstance(state,
+                                                           dict) else None
+        if not self.csc or names is None:
+            return
+        if self.class_names and list(names) != self.class_names:
+            raise ValueError(
+                'the checkpoint holds class-specific contexts learned for '
+                f'{_preview(names)}, but this model scores '
+                f'{_preview(self.class_names)}; class-specific contexts '
+                'cannot be moved to other classes')
+        self.trained_class_names = list(names)
+
+    def _check_ready(self) -> None:
+        if self.tokenized_prompts is None:
+            raise RuntimeError(
+                'no class names are set: call set_class_names(names) (the '
+                "runner does it from the dataset's metainfo['classes'] "
+                'through ClassNamesHook)')

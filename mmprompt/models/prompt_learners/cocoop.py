@@ -1,0 +1,118 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""CoCoOp's prompt learner."""
+from collections import OrderedDict
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from mmprompt.registry import MODELS
+from .base import BasePromptLearner
+
+__all__ = ['CoCoOpPromptLearner']
+
+
+@MODELS.register_module()
+class CoCoOpPromptLearner(BasePromptLearner):
+    """Conditional prompt learning (`CoCoOp
+    <https://arxiv.org/abs/2203.05557>`_).
+
+    A Meta-Net maps each image's L2-normalised feature ``f`` to one token
+    ``pi(f)`` that is added to every context vector, so each image gets its
+    own prompts ``t_i(x) = [v_1 + pi(x)] .. [v_M + pi(x)] [name_i][.]``::
+
+        meta_net = Linear(D, D // 16) -> ReLU -> Linear(D // 16, W)
+
+    with ``D`` CLIP's embedding size and ``W`` the text width. The class name
+    is always at the end, as in the original.
+
+    Args:
+        clip (OpenCLIP): The frozen CLIP.
+        n_ctx (int): Number of context vectors for random init.
+            Defaults to 16.
+        ctx_init (str): Initialisation words (they set ``M``).
+            Defaults to ''.
+        bottleneck_ratio (int): ``D // hidden`` of the Meta-Net.
+            Defaults to 16.
+        init_cfg (dict, optional): Unused. Defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> from mmprompt.models import CoCoOpPromptLearner, OpenCLIP
+        >>> clip = OpenCLIP('mmprompt-tiny-vit', pretrained=None)
+        >>> learner = CoCoOpPromptLearner(clip, ctx_init='a photo of a')
+        >>> learner.set_class_names(['cat', 'dog', 'sea_lion'])
+        >>> prompts, tokens = learner(torch.randn(2, 64))
+        >>> prompts.shape  # (B, K, L, W)
+        torch.Size([2, 3, 77, 64])
+    """
+
+    def __init__(self,
+                 clip: nn.Module,
+                 n_ctx: int = 16,
+                 ctx_init: str = '',
+                 bottleneck_ratio: int = 16,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(
+            clip, n_ctx=n_ctx, ctx_init=ctx_init, init_cfg=init_cfg)
+        vis_dim, hidden = clip.embed_dim, clip.embed_dim // bottleneck_ratio
+        if hidden < 1:
+            raise ValueError(
+                f'bottleneck_ratio={bottleneck_ratio} leaves no hidden unit '
+                f'for a {vis_dim}-d image feature')
+        self.meta_net = nn.Sequential(
+            OrderedDict([
+                ('linear1', nn.Linear(vis_dim, hidden)),
+                ('relu', nn.ReLU(inplace=True)),
+                ('linear2', nn.Linear(hidden, clip.width)),
+            ])).to(device=clip.device)
+        if clip.dtype == torch.float16:
+            # As the original in its default fp16 mode.
+            self.meta_net.half()
+
+    def init_weights(self) -> None:
+        """Keep PyTorch's default Linear init, as the original."""
+
+    def context(self, image_features: torch.Tensor) -> torch.Tensor:
+        """Per-image context ``ctx + pi(f)``.
+
+        Args:
+            image_features (Tensor): L2-normalised image features ``(B, D)``.
+
+        Returns:
+            Tensor: ``(B, M, W)``.
+        """
+        dtype = self.meta_net.linear1.weight.dtype
+        bias = self.meta_net(image_features.to(dtype))  # (B, W)
+        return self.ctx.unsqueeze(0) + bias.unsqueeze(1)  # (B, M, W)
+
+    def build_prompts(self, ctx: torch.Tensor) -> torch.Tensor:
+        """Prompts of all classes for per-image contexts.
+
+        Args:
+            ctx (Tensor): ``(B, M, W)``.
+
+        Returns:
+            Tensor: ``(B, K, L, W)``.
+        """
+        self._check_ready()
+        batch, num_classes = ctx.shape[0], self.token_prefix.shape[0]
+        prefix = self.token_prefix.unsqueeze(0).expand(batch, -1, -1, -1)
+        suffix = self.token_suffix.unsqueeze(0).expand(batch, -1, -1, -1)
+        ctx = ctx.unsqueeze(1).expand(-1, num_classes, -1, -1)
+        return torch.cat([prefix, ctx, suffix], dim=2)
+
+    def forward(self, image_features: torch.Tensor
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The prompts of every class for every image.
+
+        Args:
+            image_features (Tensor): L2-normalised image features ``(B, D)``.
+
+        Returns:
+            tuple[Tensor, Tensor]: Prompts ``(B, K, L, W)`` and token ids
+            ``(K, L)``.
+        """
+        self._check_ready()
+        return (self.build_prompts(self.context(image_features)),
+                self.tokenized_prompts)

@@ -1,0 +1,4 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+from .coop_checkpoint import LEARNER_PREFIX, convert_coop_state_dict
+
+__all__ = ['LEARNER_PREFIX', 'convert_coop_state_dict']
