@@ -1,8 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-from .checkpoint import (UnsafeCheckpointError, load_checkpoint_file,
+from .checkpoint import (CorruptCheckpointError, UnsafeCheckpointError, load_checkpoint_file,
                          register_checkpoint_loader, register_safe_globals)
 
 __all__ = [
-    'UnsafeCheckpointError', 'load_checkpoint_file',
+    'CorruptCheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
     'register_checkpoint_loader', 'register_safe_globals'
 ]

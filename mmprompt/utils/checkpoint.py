@@ -19,12 +19,17 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
 __all__ = [
-    'UnsafeCheckpointError', 'load_checkpoint_file', 'register_safe_globals'
+    'CorruptCheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
+    'register_checkpoint_loader', 'register_safe_globals'
 ]
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a pickled global that could run code on load."""
+
+
+class CorruptCheckpointError(ValueError):
+    """A file is not a checkpoint torch can read (truncated or corrupt)."""
 
 
 def _statistics_method_names() -> set:
@@ -96,26 +101,36 @@ def load_checkpoint_file(filename: Union[str, Any],
     Raises:
         UnsafeCheckpointError: The file holds a global outside the
             allowlist, i.e. unpickling it could run arbitrary code.
+        CorruptCheckpointError: The file is truncated, corrupt or not a
+            torch checkpoint.
     """
     register_safe_globals()
     try:
         return torch.load(
             filename, map_location=map_location, weights_only=True, **kwargs)
+    except UnsafeCheckpointError:
+        raise
     except pickle.UnpicklingError as err:
-        if isinstance(err, UnsafeCheckpointError):
-            raise
         # torch words it as 'Unsupported global: GLOBAL x.y ...' or
         # 'Trying to load unsupported GLOBAL x.y ...' depending on version.
         found = re.search(r'(?i)(unsupported[^\n]*GLOBAL [^\n]*|refusing .*)',
                           str(err))
-        reason = found.group(1) if found else 'unknown global'
-        reason = reason.rstrip('. ')
+        if found is None:
+            raise CorruptCheckpointError(
+                f'{filename!r} is not a readable checkpoint (truncated, '
+                f'corrupt or not written by torch.save): {err}') from err
         raise UnsafeCheckpointError(
             f'refusing to load {filename!r}: it holds a pickled object '
             'outside the tensors, containers, numpy arrays and mmengine '
             'log buffers that checkpoints need, and unpickling it could run '
-            f'code ({reason}). Load it with torch.load(weights_only=False) '
-            'yourself only if you trust its author.') from err
+            f"code ({found.group(1).rstrip('. ')}). Load it with "
+            'torch.load(weights_only=False) yourself only if you trust its '
+            'author.') from err
+    except (RuntimeError, EOFError, KeyError, ValueError) as err:
+        raise CorruptCheckpointError(
+            f'{filename!r} is not a readable checkpoint (truncated, corrupt '
+            f'or not written by torch.save): {type(err).__name__}: '
+            f'{err}') from err
 
 
 def _load_from_local(filename: str, map_location=None) -> Any:

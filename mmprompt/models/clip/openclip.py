@@ -1,6 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """The frozen CLIP of every mmprompt model, built with open_clip."""
+import contextlib
 import difflib
+import logging
 import os.path as osp
 from typing import List, Optional, Sequence, Union
 
@@ -34,6 +36,19 @@ def _arch_error(arch: str) -> ValueError:
     return ValueError(f"arch {arch!r} is not an open_clip architecture.{hint}"
                       ' open_clip.list_models() lists all of them, e.g. '
                       "'ViT-B-16', 'ViT-B-32', 'RN50', 'RN101'.")
+
+
+@contextlib.contextmanager
+def _no_random_init_warning():
+    """open_clip warns on the root logger that a model built without a tag
+    is random, also when mmprompt loads a file into it right after."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 @MODELS.register_module()
@@ -121,8 +136,9 @@ class OpenCLIP(BaseModule):
         if pretrained is None:
             print_log(f'OpenCLIP {arch}: random weights (pretrained=None)',
                       logger='current')
-            return open_clip.create_model(
-                arch, pretrained=None, precision=precision)
+            with _no_random_init_warning():
+                return open_clip.create_model(
+                    arch, pretrained=None, precision=precision)
         pretrained = osp.expanduser(str(pretrained))
         if osp.isfile(pretrained):
             return OpenCLIP._build_from_file(arch, pretrained, precision,
@@ -170,8 +186,9 @@ class OpenCLIP(BaseModule):
                 if precision == 'bf16':
                     convert_weights_to_lp(model, dtype=torch.bfloat16)
             return model
-        model = open_clip.create_model(
-            arch, pretrained=None, precision=precision)
+        with _no_random_init_warning():
+            model = open_clip.create_model(
+                arch, pretrained=None, precision=precision)
         if isinstance(model, CustomTextCLIP):
             state_dict = convert_to_custom_text_state_dict(state_dict)
         try:
@@ -277,6 +294,11 @@ class OpenCLIP(BaseModule):
 
     @property
     def image_dtype(self) -> torch.dtype:
+        """The dtype the image tower takes: that of its first convolution
+        (embeddings and norms stay fp32 in the fp16 and bf16 modes)."""
+        for module in self.model.visual.modules():
+            if isinstance(module, nn.Conv2d):
+                return module.weight.dtype
         return next(self.model.visual.parameters()).dtype
 
     @property

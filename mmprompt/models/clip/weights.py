@@ -16,7 +16,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from mmprompt.utils import load_checkpoint_file
+from mmprompt.utils import CorruptCheckpointError, load_checkpoint_file
 
 __all__ = ['read_clip_weights', 'looks_like_openai_state_dict']
 
@@ -112,7 +112,7 @@ def read_clip_weights(path: str,
         return dict(state_dict), 'openai'
     try:
         checkpoint = load_checkpoint_file(path, map_location='cpu')
-    except (RuntimeError, EOFError) as err:
+    except CorruptCheckpointError as err:
         raise ValueError(f'{path!r} could not be read as a CLIP weight file '
                          f'({err}). {PRETRAINED_FORMS}') from err
     state_dict = _unwrap(checkpoint, path)

@@ -174,12 +174,16 @@ class BasePromptLearner(BaseModule):
         clip = self.clip
         readable = [n.replace('_', ' ') for n in names]
         prompts = [f'{self.prompt_prefix} {n}.' for n in readable]
-        try:
-            tokens = clip.tokenize(prompts)
-        except ValueError as err:
-            raise ValueError(f'cannot build the prompts of these classes: '
-                             f'{err}') from err
-        tokens = tokens.to(clip.device)
+        for name, prompt in zip(names, prompts):
+            length = len(clip.bpe_encode(prompt)) + 2  # SOT and EOT
+            if length > clip.context_length:
+                raise ValueError(
+                    f'the class name {name!r} makes its prompt {length} '
+                    f'tokens long ({self.n_ctx} context tokens + name + '
+                    f"'.'), more than the {clip.context_length} the text "
+                    'tower takes; shorten the class name or use fewer '
+                    'context tokens')
+        tokens = clip.tokenize(prompts).to(clip.device)
         with torch.no_grad():
             embedding = clip.token_embedding(tokens).type(clip.dtype)
         self.name_lens = [len(clip.bpe_encode(n)) for n in readable]

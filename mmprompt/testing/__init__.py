@@ -1,0 +1,9 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Helpers that generate tiny fixtures: CLIP weight files in every format."""
+from .clip_files import (random_tiny_clip, save_open_clip_weights,
+                         save_openai_state_dict, save_openai_torchscript)
+
+__all__ = [
+    'random_tiny_clip', 'save_open_clip_weights', 'save_openai_state_dict',
+    'save_openai_torchscript'
+]
