@@ -4,7 +4,6 @@ import os
 import os.path as osp
 import subprocess
 import sys
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))

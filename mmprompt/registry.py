@@ -12,8 +12,7 @@ from mmpretrain.registry import DATASETS as MMPRETRAIN_DATASETS
 from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
 from mmpretrain.registry import METRICS as MMPRETRAIN_METRICS
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
-from mmpretrain.registry import \
-    PARAM_SCHEDULERS as MMPRETRAIN_PARAM_SCHEDULERS
+from mmpretrain.registry import PARAM_SCHEDULERS as MMPRETRAIN_PARAM_SCHEDULERS
 from mmpretrain.registry import TRANSFORMS as MMPRETRAIN_TRANSFORMS
 
 __all__ = [

@@ -25,6 +25,7 @@ def golden_dir() -> Path:
 
 @pytest.fixture(autouse=True, scope='session')
 def _mmprompt_scope():
-    import mmprompt  # noqa: F401
     from mmengine.registry import init_default_scope
+
+    import mmprompt  # noqa: F401
     init_default_scope('mmprompt')

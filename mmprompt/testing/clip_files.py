@@ -40,8 +40,10 @@ def save_open_clip_weights(model: nn.Module,
     if wrapped:
         state_dict = {
             'epoch': 1,
-            'state_dict': {f'module.{k}': v
-                           for k, v in state_dict.items()}
+            'state_dict': {
+                f'module.{k}': v
+                for k, v in state_dict.items()
+            }
         }
     torch.save(state_dict, path)
 
@@ -77,8 +79,8 @@ def save_openai_torchscript(model: nn.Module, path: str) -> None:
                 module.add_module(name, _Holder())
             module = getattr(module, name)
         if value.is_floating_point():
-            module.register_parameter(
-                leaf, nn.Parameter(value, requires_grad=False))
+            module.register_parameter(leaf,
+                                      nn.Parameter(value, requires_grad=False))
         else:
             module.register_buffer(leaf, value)
     torch.jit.script(root).save(path)

@@ -54,8 +54,8 @@ def _numpy_globals() -> list:
     core = np._core if hasattr(np, '_core') else np.core
     safe = [np.ndarray, np.dtype]
     for module_name in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-        safe.append((core.multiarray._reconstruct,
-                     f'{module_name}._reconstruct'))
+        safe.append(
+            (core.multiarray._reconstruct, f'{module_name}._reconstruct'))
         safe.append((core.multiarray.scalar, f'{module_name}.scalar'))
     # numpy >= 1.25 pickles dtypes through their classes in numpy.dtypes.
     if hasattr(np, 'dtypes'):

@@ -49,8 +49,7 @@ def mmengine_checkpoint(tmp_path_factory):
         train_cfg=dict(by_epoch=True, max_epochs=1),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         param_scheduler=dict(type='CosineAnnealingLR', T_max=1),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
-                                           interval=1)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
         default_scope='mmprompt')
     runner.train()
     return work_dir / 'epoch_1.pth'

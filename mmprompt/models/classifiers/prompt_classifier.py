@@ -4,7 +4,6 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmpretrain.models.classifiers import BaseClassifier
 from mmpretrain.structures import DataSample
 

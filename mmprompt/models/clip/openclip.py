@@ -134,8 +134,9 @@ class OpenCLIP(BaseModule):
     def _build(arch: str, pretrained: Optional[str], precision: str,
                weights_format: str, cache_dir: Optional[str]) -> nn.Module:
         if pretrained is None:
-            print_log(f'OpenCLIP {arch}: random weights (pretrained=None)',
-                      logger='current')
+            print_log(
+                f'OpenCLIP {arch}: random weights (pretrained=None)',
+                logger='current')
             with _no_random_init_warning():
                 return open_clip.create_model(
                     arch, pretrained=None, precision=precision)
@@ -144,7 +145,7 @@ class OpenCLIP(BaseModule):
             return OpenCLIP._build_from_file(arch, pretrained, precision,
                                              weights_format)
         if osp.sep in pretrained or pretrained.endswith(
-                ('.pt', '.pth', '.bin', '.safetensors')):
+            ('.pt', '.pth', '.bin', '.safetensors')):
             raise FileNotFoundError(
                 f'pretrained={pretrained!r} looks like a path, but no such '
                 f'file exists. {PRETRAINED_FORMS}')
@@ -173,8 +174,10 @@ class OpenCLIP(BaseModule):
     def _build_from_file(arch: str, path: str, precision: str,
                          weights_format: str) -> nn.Module:
         state_dict, found_format = read_clip_weights(path, weights_format)
-        print_log(f'OpenCLIP {arch}: loading {found_format} weights from '
-                  f'{path}', logger='current')
+        print_log(
+            f'OpenCLIP {arch}: loading {found_format} weights from '
+            f'{path}',
+            logger='current')
         if found_format == 'openai':
             OpenCLIP._check_openai_weights_fit(arch, state_dict, path)
             cast_dtype = open_clip.get_cast_dtype(precision)
@@ -222,8 +225,10 @@ class OpenCLIP(BaseModule):
             found['vision width'] = state_dict[
                 'visual.layer1.0.conv1.weight'].shape[0]
             expected['vision width'] = cfg['vision_cfg'].get('width')
-        wrong = {k: (found[k], expected[k])
-                 for k in found if found[k] != expected[k]}
+        wrong = {
+            k: (found[k], expected[k])
+            for k in found if found[k] != expected[k]
+        }
         if wrong:
             detail = ', '.join(f'{k} {f} (arch has {e})'
                                for k, (f, e) in wrong.items())

@@ -56,7 +56,10 @@ class CoCoOpHead(BasePromptHead):
                  cal_acc: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
-            clip=clip, loss=loss, topk=topk, cal_acc=cal_acc,
+            clip=clip,
+            loss=loss,
+            topk=topk,
+            cal_acc=cal_acc,
             init_cfg=init_cfg)
         self.prompt_learner = MODELS.build(
             prompt_learner, default_args=dict(clip=self.clip))

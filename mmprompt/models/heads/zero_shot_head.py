@@ -55,7 +55,10 @@ class ZeroShotHead(BasePromptHead):
                  cal_acc: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
-            clip=clip, loss=loss, topk=topk, cal_acc=cal_acc,
+            clip=clip,
+            loss=loss,
+            topk=topk,
+            cal_acc=cal_acc,
             init_cfg=init_cfg)
         self.templates = resolve_templates(templates)
         self._class_names: list = []
@@ -100,5 +103,4 @@ class ZeroShotHead(BasePromptHead):
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """Logits ``(B, K)`` from normalised image features ``(B, D)``."""
-        return self.cosine_logits(self.pre_logits(feats),
-                                  self.text_features())
+        return self.cosine_logits(self.pre_logits(feats), self.text_features())

@@ -72,8 +72,7 @@ class BasePromptLearner(BaseModule):
                 f'classes must be known at build time: got num_classes='
                 f'{num_classes!r}, expected a positive int')
         if not ctx_init and (not isinstance(n_ctx, int) or n_ctx < 1):
-            raise ValueError(
-                f'n_ctx must be a positive int, got {n_ctx!r}')
+            raise ValueError(f'n_ctx must be a positive int, got {n_ctx!r}')
         self.csc = csc
         self.ctx_init = ctx_init
         ctx, self.prompt_prefix = self._init_context(n_ctx, ctx_init, csc,
@@ -109,16 +108,17 @@ class BasePromptLearner(BaseModule):
             with torch.no_grad():
                 embedding = clip.token_embedding(tokens).type(dtype)
             ctx = embedding[0, 1:1 + len(bpe)].clone()
-            print_log(f'Initial context: {ctx_init!r} ({len(bpe)} tokens)',
-                      logger='current')
+            print_log(
+                f'Initial context: {ctx_init!r} ({len(bpe)} tokens)',
+                logger='current')
             return ctx, ctx_init
         shape = ((num_classes, n_ctx, clip.width) if csc else
                  (n_ctx, clip.width))
         ctx = torch.empty(shape, dtype=dtype, device=clip.device)
         nn.init.normal_(ctx, std=0.02)
         kind = 'class-specific contexts' if csc else 'a generic context'
-        print_log(f'Initializing {kind}: {n_ctx} random vectors',
-                  logger='current')
+        print_log(
+            f'Initializing {kind}: {n_ctx} random vectors', logger='current')
         return ctx, ' '.join(['X'] * n_ctx)
 
     @property
@@ -126,8 +126,8 @@ class BasePromptLearner(BaseModule):
         return len(self.class_names)
 
     def _check_class_names(self, class_names: Sequence[str]) -> List[str]:
-        if isinstance(class_names, str) or not isinstance(
-                class_names, Sequence):
+        if isinstance(class_names,
+                      str) or not isinstance(class_names, Sequence):
             raise TypeError('class_names must be a sequence of strings, got '
                             f'{type(class_names).__name__}')
         names = list(class_names)

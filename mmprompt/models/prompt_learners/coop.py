@@ -61,10 +61,9 @@ class CoOpPromptLearner(BasePromptLearner):
                  class_token_position: str = 'end',
                  init_cfg: Optional[dict] = None) -> None:
         if class_token_position not in _POSITIONS:
-            raise ValueError(
-                'class_token_position must be one of '
-                f"{', '.join(repr(p) for p in _POSITIONS)}, got "
-                f'{class_token_position!r}')
+            raise ValueError('class_token_position must be one of '
+                             f"{', '.join(repr(p) for p in _POSITIONS)}, got "
+                             f'{class_token_position!r}')
         super().__init__(
             clip,
             n_ctx=n_ctx,

@@ -288,8 +288,8 @@ def test_reproduces_the_originals_logits(golden_dir, tower, variant):
                 pretrained=str(root / 'openai_state_dict.pt')),
             head=head,
             class_names=inputs['classnames']))
-    original = torch.load(root / variant / 'model.pth.tar-10',
-                          weights_only=True)
+    original = torch.load(
+        root / variant / 'model.pth.tar-10', weights_only=True)
     state = convert_coop_state_dict(original)
     assert not any('token_' in key for key in state)
     result = model.load_state_dict(state, strict=False)

@@ -140,8 +140,7 @@ def test_frozen_and_always_in_eval_mode():
 
 
 def test_precisions():
-    for precision, dtype in [('fp32', torch.float32),
-                             ('fp16', torch.float16),
+    for precision, dtype in [('fp32', torch.float32), ('fp16', torch.float16),
                              ('bf16', torch.bfloat16)]:
         clip = OpenCLIP('mmprompt-tiny-vit', None, precision=precision)
         assert clip.dtype == dtype
@@ -186,9 +185,8 @@ class TestErrors:
     def test_tag_without_network_lists_local_forms(self, tmp_path,
                                                    monkeypatch):
         monkeypatch.setenv('HF_HUB_OFFLINE', '1')
-        monkeypatch.setattr(
-            open_clip, 'create_model',
-            _raise(OSError('We could not connect to the Hub')))
+        monkeypatch.setattr(open_clip, 'create_model',
+                            _raise(OSError('We could not connect to the Hub')))
         with pytest.raises(RuntimeError) as err:
             OpenCLIP('ViT-B-16', pretrained='openai', cache_dir=str(tmp_path))
         message = str(err.value)

@@ -66,7 +66,8 @@ def text_features(model, tokenizer, names, ctx, position='end'):
 
 
 def coop_logits(model, tokenizer, image_features, names, ctx, position):
-    g = F.normalize(text_features(model, tokenizer, names, ctx, position), dim=-1)
+    g = F.normalize(
+        text_features(model, tokenizer, names, ctx, position), dim=-1)
     return model.logit_scale.exp() * image_features @ g.t()
 
 

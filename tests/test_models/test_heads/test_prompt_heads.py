@@ -1,4 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
+import coop_reference as reference
 import open_clip
 import pytest
 import torch
@@ -6,7 +7,6 @@ import torch.nn.functional as F
 
 from mmprompt.models import OpenCLIP
 from mmprompt.registry import MODELS
-import coop_reference as reference
 
 NAMES = [
     'abyssinian', 'american_bulldog', 'Annual Crop Land', 'sea or lake',
@@ -23,9 +23,7 @@ def clip(request):
 
 def build(clip, head, names=NAMES):
     return MODELS.build(
-        dict(
-            type='PromptClassifier', clip=clip, head=head,
-            class_names=names))
+        dict(type='PromptClassifier', clip=clip, head=head, class_names=names))
 
 
 def image_features(clip, batch=3, seed=1):
@@ -72,8 +70,7 @@ def test_coop_word_init_matches_open_clip(clip, position):
     with torch.no_grad():
         theirs = reference.coop_logits(clip.model, clip.tokenizer, f, NAMES,
                                        ctx, position)
-        torch.testing.assert_close(
-            model(images), theirs, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model(images), theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_word_init_is_the_hand_written_prompt(clip):
@@ -131,8 +128,7 @@ def test_cocoop_matches_per_image_open_clip(clip, ctx_init, n_ctx):
         dict(
             type='CoCoOpHead',
             prompt_learner=dict(
-                type='CoCoOpPromptLearner', n_ctx=n_ctx,
-                ctx_init=ctx_init)))
+                type='CoCoOpPromptLearner', n_ctx=n_ctx, ctx_init=ctx_init)))
     learner = model.head.prompt_learner
     # A trained-looking Meta-Net: large enough to matter.
     with torch.no_grad():
@@ -141,11 +137,9 @@ def test_cocoop_matches_per_image_open_clip(clip, ctx_init, n_ctx):
     assert learner.meta_net.linear1.out_features == 64 // 16
     images, f = image_features(clip, batch=4)
     with torch.no_grad():
-        theirs = reference.cocoop_logits(clip.model, clip.tokenizer, f,
-                                         NAMES, learner.ctx,
-                                         learner.meta_net)
-        torch.testing.assert_close(
-            model(images), theirs, rtol=1e-5, atol=1e-5)
+        theirs = reference.cocoop_logits(clip.model, clip.tokenizer, f, NAMES,
+                                         learner.ctx, learner.meta_net)
+        torch.testing.assert_close(model(images), theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_prompt_ensembling_is_mean_of_normalised_features(clip):
@@ -185,6 +179,5 @@ def test_open_clip_tokenizer_is_the_original_bpe(clip):
     # CoOp counts name tokens with CLIP's BPE; open_clip ships the same.
     tokenizer = open_clip.get_tokenizer('mmprompt-tiny-vit')
     assert tokenizer.encode('a photo of a') == [320, 1125, 539, 320]
-    assert tokenizer(['a dog.'])[0, :5].tolist() == [
-        49406, 320, 1929, 269, 49407
-    ]
+    assert tokenizer(['a dog.'
+                      ])[0, :5].tolist() == [49406, 320, 1929, 269, 49407]
