@@ -1,1 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
+from .base_new import base_new_summary, harmonic_mean
+from .metrics import PerClassMetric, per_class_scores
+
+__all__ = [
+    'PerClassMetric', 'base_new_summary', 'harmonic_mean', 'per_class_scores'
+]

@@ -1,0 +1,132 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""tools/dataset_converters: make_split.py and check_dataset.py."""
+import importlib.util
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dataset_trees import make_images, write_lines
+
+import mmprompt  # noqa: F401
+from mmprompt.registry import DATASETS
+
+TOOLS = Path(__file__).resolve().parents[2] / 'tools' / 'dataset_converters'
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('name', ['make_split', 'check_dataset'])
+def test_help(name):
+    out = subprocess.run([sys.executable,
+                          str(TOOLS / f'{name}.py'), '-h'],
+                         capture_output=True,
+                         text=True,
+                         check=True).stdout
+    assert 'usage:' in out and '--' in out
+
+
+@pytest.fixture
+def tree(tmp_path):
+    image_dir = tmp_path / 'mine' / 'images'
+    for cls, n in (('zebra', 10), ('Ant', 7), ('cat', 4)):
+        make_images(image_dir / cls, [f'{i}.png' for i in range(n)])
+    write_lines(image_dir / 'cat' / 'notes.txt', ['not an image'])
+    write_lines(image_dir / 'cat' / '.hidden.png', ['hidden'])
+    return image_dir
+
+
+def test_make_split_50_20_30(tree, capsys):
+    make_split = load_tool('make_split')
+    out = tree.parent / 'split.json'
+    assert make_split.main([str(tree), '--out', str(out), '--seed', '4']) == 0
+    assert '3 classes' in capsys.readouterr().out
+    content = json.loads(out.read_text())
+    # sorted folders (capitals first) are the labels; an independent
+    # statement of the original's rule: shuffle, round(n*.5), round(n*.2)
+    rng = random.Random(4)
+    expected = {'train': [], 'val': [], 'test': []}
+    for label, (cls, n) in enumerate((('Ant', 7), ('cat', 4), ('zebra', 10))):
+        ims = sorted(f'{cls}/{i}.png' for i in range(n))
+        rng.shuffle(ims)
+        n_tr, n_val = round(n * 0.5), round(n * 0.2)
+        for split, part in (('train', ims[:n_tr]), ('val',
+                                                    ims[n_tr:n_tr + n_val]),
+                            ('test', ims[n_tr + n_val:])):
+            expected[split] += [[p, label, cls] for p in part]
+    assert content == expected
+    # round(3.5) = 4, round(1.4) = 1 for Ant; round(2) = 2, round(.8) = 1
+    assert [len(content[s]) for s in ('train', 'val', 'test')
+            ] == [4 + 2 + 5, 1 + 1 + 2, 2 + 1 + 3]
+    ds = DATASETS.build(
+        dict(
+            type='SplitJsonDataset',
+            data_root=str(tree.parent),
+            split_file='split.json',
+            image_dir='images',
+            split='val',
+            check_images='all'))
+    assert ds.metainfo['classes'] == ('Ant', 'cat', 'zebra')
+    # existing output is kept unless --force
+    assert make_split.main([str(tree), '--out', str(out)]) == 1
+    assert make_split.main(
+        [str(tree), '--out',
+         str(out), '--force', '--rename', 'Ant=ant']) == 0
+    assert json.loads(out.read_text())['test'][0][2] == 'ant'
+
+
+def test_make_split_errors(tree, tmp_path, capsys):
+    make_split = load_tool('make_split')
+    with pytest.raises(SystemExit):
+        make_split.main([
+            str(tree), '--out', 'x.json', '--p-train', '0.9', '--p-val', '0.2'
+        ])
+    write_lines(tree / 'tiny' / 'list.txt', ['x'])
+    make_images(tree / 'tiny', ['0.png', '1.png'])
+    assert make_split.main([str(tree), '--out', str(tmp_path / 'o.json')]) == 1
+    assert 'too few' in capsys.readouterr().err
+    assert make_split.main([str(tmp_path / 'absent'), '--out', 'o.json']) == 1
+
+
+def test_check_dataset_counts_and_missing(split_tree, capsys):
+    check = load_tool('check_dataset')
+    root = split_tree['root']
+    args = [
+        'SplitJsonDataset', '--data-root',
+        str(root), '--image-dir', 'imgs', '--num-shots', '2'
+    ]
+    assert check.main(args) == 0
+    out = capsys.readouterr().out
+    assert '[train] SplitJsonDataset: 6 images, 3 classes' in out
+    assert '[val] SplitJsonDataset: 6 images' in out
+    assert '[test] SplitJsonDataset: 9 images' in out
+    assert 'red_fox' in out and 'Grey Wolf' in out
+    missing = root / 'imgs' / 'dog' / 'test_2.png'
+    missing.unlink()
+    assert check.main(args + ['--splits', 'test']) == 1
+    out = capsys.readouterr().out
+    assert '1 missing image(s)' in out and str(missing) in out
+
+
+def test_check_dataset_config(split_tree, tmp_path, capsys):
+    check = load_tool('check_dataset')
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(
+        'default_scope = "mmprompt"\n'
+        'test_dataloader = dict(batch_size=2, dataset=dict('
+        f'type="SplitJsonDataset", data_root=r"{split_tree["root"]}", '
+        'image_dir="imgs", split="test", subsample_classes="base", '
+        'pipeline=[dict(type="LoadImageFromFile")]))\n')
+    assert check.main([str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert '[test] SplitJsonDataset: 6 images, 2 classes' in out
+    assert check.main(['OxfordPets', '--data-root',
+                       str(tmp_path / 'absent')]) == 1
+    assert 'cannot build OxfordPets' in capsys.readouterr().out
