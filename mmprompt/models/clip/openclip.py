@@ -9,13 +9,14 @@ from typing import List, Optional, Sequence, Union
 import open_clip
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from open_clip.model import (CLIP, CustomTextCLIP,
                              build_model_from_openai_state_dict,
                              convert_to_custom_text_state_dict,
                              convert_weights_to_lp)
-from open_clip.transformer import TextTransformer
+from open_clip.transformer import ResidualAttentionBlock, TextTransformer
 
 from mmprompt.registry import MODELS
 from .weights import PRETRAINED_FORMS, read_clip_weights
@@ -433,3 +434,115 @@ class OpenCLIP(BaseModule):
         """Text features of token ids ``(N, L)`` -> ``(N, embed_dim)``."""
         tokens = tokens.to(self.device)
         return self.encode_text(self.token_embedding(tokens), tokens)
+
+    # ------------------------------------------------------------------
+    # shared-prefix encoding
+    # ------------------------------------------------------------------
+    @property
+    def supports_prefix_cache(self) -> bool:
+        """Whether :meth:`encode_prefix` / :meth:`encode_suffix` apply: a
+        causal, EOT-pooled tower of open_clip's standard blocks."""
+        tower = self._text
+        blocks = tower.transformer.resblocks
+        return (self.truncate_text and tower.attn_mask is not None
+                and self.text_pool_type in ('argmax', 'eos')
+                and getattr(tower, 'cls_emb', None) is None and all(
+                    type(b) is ResidualAttentionBlock
+                    and not hasattr(b, 'ln_1_kv') for b in blocks))
+
+    @staticmethod
+    def _qkv(block: nn.Module, x: torch.Tensor) -> tuple:
+        """Per-head queries, keys and values ``(..., heads, T, head_dim)``
+        of ``x`` ``(..., T, W)``, with the block's own projections."""
+        attn = block.attn
+        qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+        return tuple(
+            t.unflatten(-1, (attn.num_heads, -1)).transpose(-3, -2)
+            for t in qkv.chunk(3, dim=-1))
+
+    @staticmethod
+    def _finish_block(block: nn.Module, x: torch.Tensor,
+                      heads: torch.Tensor) -> torch.Tensor:
+        """Output projection, residuals and MLP of a block."""
+        out = heads.transpose(-3, -2).flatten(-2)  # (..., T, W)
+        out = F.linear(out, block.attn.out_proj.weight,
+                       block.attn.out_proj.bias)
+        x = x + block.ls_1(out)
+        return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+    def encode_prefix(self, prefix: torch.Tensor) -> List[tuple]:
+        """Run prompt prefixes through the text tower, keeping keys/values.
+
+        Under the causal mask the hidden states of the first ``P`` positions
+        of a prompt depend on nothing after them, so prompts that share
+        their first ``P`` embeddings (SOT and the context, for the class
+        name at the end) can share this computation.
+
+        Args:
+            prefix (Tensor): ``(G, P, W)`` embeddings of positions
+                ``0..P-1``, one prefix per group of prompts.
+
+        Returns:
+            list[tuple[Tensor, Tensor]]: Keys and values of every layer,
+            each ``(G, heads, P, head_dim)``.
+        """
+        tower = self._text
+        length = prefix.shape[1]
+        x = prefix.to(self.dtype) + tower.positional_embedding[:length].to(
+            self.dtype)
+        blocks = tower.transformer.resblocks
+        cache = []
+        for i, block in enumerate(blocks):
+            q, k, v = self._qkv(block, x)
+            cache.append((k, v))
+            if i + 1 < len(blocks):  # the last layer's outputs are unused
+                heads = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                x = self._finish_block(block, x, heads)
+        return cache
+
+    def encode_suffix(self, cache: List[tuple], suffix: torch.Tensor,
+                      eot: torch.Tensor) -> torch.Tensor:
+        """Encode the rest of each prompt against its group's prefix.
+
+        Args:
+            cache (list): :meth:`encode_prefix` of the groups' prefixes.
+            suffix (Tensor): ``(G, K, S, W)`` embeddings of positions
+                ``P..P+S-1`` of the ``K`` prompts of each group (truncated
+                after the last EOT).
+            eot (Tensor): ``(K, )`` EOT index of each prompt within the
+                suffix.
+
+        Returns:
+            Tensor: Projected features ``(G, K, embed_dim)``, equal to
+            :meth:`encode_text` of the full prompts.
+        """
+        tower = self._text
+        start = cache[0][0].shape[-2]
+        length = suffix.shape[-2]
+        dtype = self.dtype
+        x = suffix.to(dtype) + tower.positional_embedding[start:start +
+                                                          length].to(dtype)
+        # A suffix position sees the whole prefix, itself and the suffix
+        # positions before it.
+        mask = torch.zeros((length, start + length),
+                           device=x.device,
+                           dtype=dtype)
+        mask[:, start:] = float('-inf')
+        mask[:, start:].triu_(1)
+        for block, (prefix_k, prefix_v) in zip(tower.transformer.resblocks,
+                                               cache):
+            q, k, v = self._qkv(block, x)  # (G, K, heads, S, head_dim)
+            scores = torch.cat([
+                torch.einsum('gkhsd,ghpd->gkhsp', q, prefix_k),
+                q @ k.transpose(-1, -2)
+            ],
+                               dim=-1)  # (G, K, heads, S, P + S)
+            weights = torch.softmax(
+                scores * q.shape[-1]**-0.5 + mask, dim=-1)
+            heads = torch.einsum('gkhsp,ghpd->gkhsd',
+                                 weights[..., :start], prefix_v)
+            heads = heads + weights[..., start:] @ v
+            x = self._finish_block(block, x, heads)
+        x = tower.ln_final(x)
+        x = x[:, torch.arange(x.shape[1], device=x.device), eot]
+        return self._project(x)

@@ -1,11 +1,13 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Shared parts of the prompt heads: the frozen CLIP and cosine logits."""
-from typing import Optional, Sequence, Tuple, Union
+"""Shared parts of the prompt heads: the frozen CLIP, cosine logits and the
+ways to encode many prompts fast without changing a logit."""
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.models.heads import ClsHead
+from torch.utils.checkpoint import checkpoint
 
 from mmprompt.registry import MODELS
 
@@ -19,6 +21,12 @@ class BasePromptHead(ClsHead):
     feature ``f`` and the text feature ``g_i`` of class ``i``'s prompt,
     computed in fp32 whatever the CLIP's precision.
 
+    Prompts whose class name comes last share their first ``1 + M``
+    positions (SOT and context) within a group: all classes for CoOp, all
+    classes of one image for CoCoOp. With ``prefix_cache`` those positions
+    go through the text tower once per group and the class-name positions
+    attend to their cached keys and values (exact under the causal mask).
+
     Args:
         clip (OpenCLIP | dict): The frozen CLIP, shared with the classifier
             (which passes it), or its config.
@@ -27,6 +35,15 @@ class BasePromptHead(ClsHead):
         topk (int | tuple[int]): Top-k accuracies when ``cal_acc``.
             Defaults to (1, ).
         cal_acc (bool): Log the training accuracy. Defaults to False.
+        prefix_cache (bool): Encode shared prompt prefixes once.
+            Defaults to True.
+        text_chunk_size (int, optional): At most this many prompts per call
+            of the text tower; bounds memory together with
+            ``grad_checkpointing``. None for all at once. Defaults to None.
+        grad_checkpointing (bool): Recompute the text tower's activations of
+            each chunk in the backward pass instead of keeping them, so
+            training memory no longer grows with the number of prompts.
+            Defaults to False.
         init_cfg (dict, optional): Unused. Defaults to None.
     """
 
@@ -35,6 +52,9 @@ class BasePromptHead(ClsHead):
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
+                 prefix_cache: bool = True,
+                 text_chunk_size: Optional[int] = None,
+                 grad_checkpointing: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg)
@@ -44,8 +64,15 @@ class BasePromptHead(ClsHead):
             raise ValueError(
                 f'{type(self).__name__} needs the frozen CLIP: build it '
                 'inside a PromptClassifier, or pass clip=OpenCLIP(...)')
+        if text_chunk_size is not None and (not isinstance(
+                text_chunk_size, int) or text_chunk_size < 1):
+            raise ValueError('text_chunk_size must be a positive int or '
+                             f'None, got {text_chunk_size!r}')
         # Shared with the classifier; not registered here.
         object.__setattr__(self, 'clip', clip)
+        self.prefix_cache = prefix_cache
+        self.text_chunk_size = text_chunk_size
+        self.grad_checkpointing = grad_checkpointing
 
     @property
     def class_names(self) -> list:
@@ -73,3 +100,60 @@ class BasePromptHead(ClsHead):
         if g.dim() == 2:
             return scale * f @ g.t()
         return scale * torch.einsum('bd,bkd->bk', f, g)
+
+    # ------------------------------------------------------------------
+    # encoding many prompts
+    # ------------------------------------------------------------------
+    def _chunks(self, groups: int, num_classes: int):
+        """Class ranges such that a chunk holds at most
+        ``text_chunk_size`` prompts (``groups`` prompts per class)."""
+        step = num_classes
+        if self.text_chunk_size is not None:
+            step = max(1, self.text_chunk_size // max(groups, 1))
+        return [(lo, min(lo + step, num_classes))
+                for lo in range(0, num_classes, step)]
+
+    def _run(self, fn: Callable, *args) -> torch.Tensor:
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def encode_end_prompts(self, learner: nn.Module,
+                           ctx: torch.Tensor) -> torch.Tensor:
+        """Text features of ``[SOT][ctx][name_i][.][EOT]`` for every class.
+
+        Args:
+            learner (BasePromptLearner): Holds the class-name tokens.
+            ctx (Tensor): ``(G, M, W)``, one context per group of prompts.
+
+        Returns:
+            Tensor: ``(G, K, D)``.
+        """
+        clip = self.clip
+        groups = ctx.shape[0]
+        num_classes = learner.tokenized_prompts.shape[0]
+        chunks = self._chunks(groups, num_classes)
+        if self.prefix_cache and clip.supports_prefix_cache:
+            start = 1 + ctx.shape[1]
+            # SOT is the same token for every class.
+            sot = learner.token_prefix[:1].expand(groups, -1, -1)
+            cache = clip.encode_prefix(torch.cat([sot, ctx.to(sot.dtype)],
+                                                 dim=1))
+            suffix = learner.token_suffix[:, :learner.max_eot + 1 - start]
+            eot = learner.eot_index - start
+
+            def encode(lo, hi):
+                part = suffix[lo:hi].unsqueeze(0).expand(groups, -1, -1, -1)
+                return clip.encode_suffix(cache, part, eot[lo:hi])
+        else:
+            length = learner.max_eot + 1
+            tokens = learner.tokenized_prompts
+
+            def encode(lo, hi):
+                prompts = learner.build_prompts(ctx, slice(lo, hi), length)
+                features = clip.encode_text(
+                    prompts.flatten(0, 1), tokens[lo:hi].repeat(groups, 1))
+                return features.view(groups, hi - lo, -1)
+
+        return torch.cat([self._run(encode, lo, hi) for lo, hi in chunks],
+                         dim=1)

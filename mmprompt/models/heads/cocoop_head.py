@@ -18,7 +18,8 @@ class CoCoOpHead(BasePromptHead):
 
     For each image ``x`` the Meta-Net shifts the context by ``pi(f(x))``,
     so every image has its own K prompts; their B x K text features are
-    encoded in batched calls of the text tower (no loop over images)::
+    encoded in batched calls of the text tower (no loop over images), the
+    shared ``[SOT][ctx(x)]`` positions once per image::
 
         ctx(x)  = ctx + meta_net(f)                     # (B, M, W)
         prompts = [SOT] ctx(x) [name_i][.][EOT]         # (B, K, L, W)
@@ -32,6 +33,12 @@ class CoCoOpHead(BasePromptHead):
         topk (int | tuple[int]): Top-k accuracies when ``cal_acc``.
             Defaults to (1, ).
         cal_acc (bool): Log the training accuracy. Defaults to False.
+        prefix_cache (bool): Encode each image's ``[SOT][ctx(x)]`` once for
+            all its K prompts. Defaults to True.
+        text_chunk_size (int, optional): At most this many prompts per text
+            tower call, e.g. 2000 to bound memory. Defaults to None (all).
+        grad_checkpointing (bool): Recompute text activations in backward,
+            so training memory stays flat in B x K. Defaults to False.
         init_cfg (dict, optional): Unused. Defaults to None.
 
     Examples:
@@ -54,12 +61,18 @@ class CoCoOpHead(BasePromptHead):
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
+                 prefix_cache: bool = True,
+                 text_chunk_size: Optional[int] = None,
+                 grad_checkpointing: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             clip=clip,
             loss=loss,
             topk=topk,
             cal_acc=cal_acc,
+            prefix_cache=prefix_cache,
+            text_chunk_size=text_chunk_size,
+            grad_checkpointing=grad_checkpointing,
             init_cfg=init_cfg)
         self.prompt_learner = MODELS.build(
             prompt_learner, default_args=dict(clip=self.clip))
@@ -73,12 +86,8 @@ class CoCoOpHead(BasePromptHead):
 
     def text_features(self, image_features: torch.Tensor) -> torch.Tensor:
         """Text features of every image's prompts, ``(B, K, D)``."""
-        learner = self.prompt_learner
-        prompts, tokens = learner(image_features)  # (B, K, L, W), (K, L)
-        batch, num_classes = prompts.shape[:2]
-        features = self.clip.encode_text(
-            prompts.flatten(0, 1), tokens.repeat(batch, 1))  # (B*K, D)
-        return features.view(batch, num_classes, -1)
+        ctx = self.prompt_learner.context(image_features)  # (B, M, W)
+        return self.encode_end_prompts(self.prompt_learner, ctx)
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """Logits ``(B, K)`` from normalised image features ``(B, D)``."""

@@ -31,6 +31,13 @@ class CoOpHead(BasePromptHead):
         topk (int | tuple[int]): Top-k accuracies when ``cal_acc``.
             Defaults to (1, ).
         cal_acc (bool): Log the training accuracy. Defaults to False.
+        prefix_cache (bool): With a shared context and the class name at
+            the end, encode ``[SOT][ctx]`` once for all classes.
+            Defaults to True.
+        text_chunk_size (int, optional): At most this many prompts per text
+            tower call. Defaults to None (all).
+        grad_checkpointing (bool): Recompute text activations in backward.
+            Defaults to False.
         init_cfg (dict, optional): Unused. Defaults to None.
 
     Examples:
@@ -51,12 +58,18 @@ class CoOpHead(BasePromptHead):
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
+                 prefix_cache: bool = True,
+                 text_chunk_size: Optional[int] = None,
+                 grad_checkpointing: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             clip=clip,
             loss=loss,
             topk=topk,
             cal_acc=cal_acc,
+            prefix_cache=prefix_cache,
+            text_chunk_size=text_chunk_size,
+            grad_checkpointing=grad_checkpointing,
             init_cfg=init_cfg)
         self.prompt_learner = MODELS.build(
             prompt_learner, default_args=dict(clip=self.clip))
@@ -76,15 +89,28 @@ class CoOpHead(BasePromptHead):
                        for p in self.prompt_learner.parameters())
         return (self.prompt_learner.names_version, params)
 
+    def _encode(self) -> torch.Tensor:
+        learner = self.prompt_learner
+        learner._check_ready()
+        if not learner.csc and learner.class_token_position == 'end':
+            # One context for all classes: a group of K prompts.
+            return self.encode_end_prompts(learner, learner.ctx[None])[0]
+        prompts, tokens = learner()  # (K, L, W), (K, L)
+        length = learner.max_eot + 1
+        return torch.cat([
+            self._run(self.clip.encode_text, prompts[lo:hi, :length],
+                      tokens[lo:hi, :length])
+            for lo, hi in self._chunks(1, prompts.shape[0])
+        ])
+
     def text_features(self) -> torch.Tensor:
         """Text features of every class's prompt, ``(K, D)``."""
         if torch.is_grad_enabled() or self.training:
             self._cached_features = None
-            return self.clip.encode_text(*self.prompt_learner())
+            return self._encode()
         key = self._state_key()
         if self._cached_features is None or key != self._cache_key:
-            self._cached_features = self.clip.encode_text(
-                *self.prompt_learner())
+            self._cached_features = self._encode()
             self._cache_key = key
         return self._cached_features
 

@@ -85,6 +85,8 @@ class BasePromptLearner(BaseModule):
         self.register_buffer('token_prefix', None, persistent=False)
         self.register_buffer('token_suffix', None, persistent=False)
         self.register_buffer('tokenized_prompts', None, persistent=False)
+        self.register_buffer('eot_index', None, persistent=False)
+        self.max_eot = 0
         self.name_lens: List[int] = []
         # With csc: the classes the contexts belong to, once known.
         self.trained_class_names: Optional[List[str]] = None
@@ -191,6 +193,9 @@ class BasePromptLearner(BaseModule):
         # (K, L - 1 - M, W): class name, '.', EOT, padding
         self.token_suffix = embedding[:, 1 + self.n_ctx:]
         self.tokenized_prompts = tokens
+        eot = clip.eot_positions(tokens)
+        self.eot_index = eot  # (K, ): where each prompt is pooled
+        self.max_eot = int(eot.max())
         self.class_names = names
         self.names_version += 1
         if self.csc:
@@ -213,6 +218,33 @@ class BasePromptLearner(BaseModule):
                 f'{_preview(self.class_names)}; class-specific contexts '
                 'cannot be moved to other classes')
         self.trained_class_names = list(names)
+
+    def build_prompts(self,
+                      ctx: torch.Tensor,
+                      classes: slice = slice(None),
+                      length: Optional[int] = None) -> torch.Tensor:
+        """``[SOT][ctx][name][.][EOT]`` prompts of (some) classes for a batch
+        of contexts (the 'end' layout).
+
+        Args:
+            ctx (Tensor): ``(B, M, W)``.
+            classes (slice): Which classes. Defaults to all.
+            length (int, optional): Keep only the first ``length`` positions
+                (e.g. up to the last EOT). Defaults to all.
+
+        Returns:
+            Tensor: ``(B, K, L, W)``.
+        """
+        self._check_ready()
+        suffix = self.token_suffix[classes]
+        if length is not None:
+            suffix = suffix[:, :max(length - 1 - self.n_ctx, 0)]
+        prefix = self.token_prefix[classes]
+        batch, num_classes = ctx.shape[0], prefix.shape[0]
+        prefix = prefix.unsqueeze(0).expand(batch, -1, -1, -1)
+        suffix = suffix.unsqueeze(0).expand(batch, -1, -1, -1)
+        ctx = ctx.unsqueeze(1).expand(-1, num_classes, -1, -1)
+        return torch.cat([prefix, ctx, suffix], dim=2)
 
     def _check_ready(self) -> None:
         if self.tokenized_prompts is None:

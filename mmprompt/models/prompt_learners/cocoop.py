@@ -86,22 +86,6 @@ class CoCoOpPromptLearner(BasePromptLearner):
         bias = self.meta_net(image_features.to(dtype))  # (B, W)
         return self.ctx.unsqueeze(0) + bias.unsqueeze(1)  # (B, M, W)
 
-    def build_prompts(self, ctx: torch.Tensor) -> torch.Tensor:
-        """Prompts of all classes for per-image contexts.
-
-        Args:
-            ctx (Tensor): ``(B, M, W)``.
-
-        Returns:
-            Tensor: ``(B, K, L, W)``.
-        """
-        self._check_ready()
-        batch, num_classes = ctx.shape[0], self.token_prefix.shape[0]
-        prefix = self.token_prefix.unsqueeze(0).expand(batch, -1, -1, -1)
-        suffix = self.token_suffix.unsqueeze(0).expand(batch, -1, -1, -1)
-        ctx = ctx.unsqueeze(1).expand(-1, num_classes, -1, -1)
-        return torch.cat([prefix, ctx, suffix], dim=2)
-
     def forward(self, image_features: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
         """The prompts of every class for every image.
