@@ -1,0 +1,84 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""tools/model_converters/coop_to_mmprompt.py on the original's own files.
+"""
+import os
+
+import pytest
+import torch
+from tools_testing import GOLDEN, golden_dir, load_tool
+
+from mmprompt.utils import UnsafeCheckpointError, load_checkpoint_file
+
+PREFIX = 'head.prompt_learner.'
+VARIANTS = sorted(
+    f'{model}/{variant}' for model in ('tiny-vit', 'tiny-rn')
+    for variant in (os.listdir(GOLDEN / model) if (GOLDEN /
+                                                   model).is_dir() else ())
+    if (GOLDEN / model / variant / 'model.pth.tar-10').is_file())
+
+
+@pytest.fixture(scope='module')
+def converter():
+    return load_tool('model_converters/coop_to_mmprompt.py')
+
+
+@pytest.mark.parametrize('variant', VARIANTS or ['missing'])
+def test_round_trip_of_golden_checkpoints(converter, variant, tmp_path):
+    src = golden_dir(*variant.split('/')) / 'model.pth.tar-10'
+    dst = tmp_path / 'sub' / 'converted.pth'
+    converter.convert(str(src), str(dst))
+
+    original = torch.load(str(src), weights_only=True)['state_dict']
+    converted = load_checkpoint_file(str(dst))
+    state_dict = converted['state_dict']
+    learned = {
+        k
+        for k in original if k not in ('token_prefix', 'token_suffix')
+    }
+    assert set(state_dict) == {PREFIX + k for k in learned}
+    assert 'ctx' in learned
+    assert ('meta_net.linear1.weight' in learned) == ('cocoop' in variant)
+    for key in learned:
+        assert torch.equal(state_dict[PREFIX + key], original[key]), key
+    meta = converted['meta']
+    assert meta['epoch'] == 10
+    assert meta['converted_from'] == str(src.resolve())
+    assert meta['dropped_keys'] == ['token_prefix', 'token_suffix']
+    assert [p.name for p in dst.parent.iterdir()] == ['converted.pth']
+
+
+def test_refuses_to_overwrite(converter, tmp_path):
+    src = golden_dir('tiny-vit', 'coop_csc_random4') / 'model.pth.tar-10'
+    dst = tmp_path / 'converted.pth'
+    dst.write_bytes(b'precious')
+    with pytest.raises(SystemExit, match='exists; pass --force'):
+        converter.main([str(src), str(dst)])
+    assert dst.read_bytes() == b'precious'
+    converter.main([str(src), str(dst), '--force'])
+    ctx = load_checkpoint_file(str(dst))['state_dict'][PREFIX + 'ctx']
+    assert ctx.dim() == 3  # class-specific
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['converted.pth']
+
+
+def test_refuses_bad_sources(converter, tmp_path):
+    with pytest.raises(SystemExit, match='no such file'):
+        converter.main([str(tmp_path / 'missing'), str(tmp_path / 'x.pth')])
+
+    mmprompt_ckpt = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {
+        PREFIX + 'ctx': torch.zeros(4, 8)
+    }}, str(mmprompt_ckpt))
+    with pytest.raises(SystemExit, match='already an mmprompt checkpoint'):
+        converter.main([str(mmprompt_ckpt), str(tmp_path / 'x.pth')])
+
+    class Payload:
+
+        def __reduce__(self):
+            return (os.system, (f'touch {tmp_path / "code_ran"}', ))
+
+    evil = tmp_path / 'model.pth.tar-10'
+    torch.save({'state_dict': {'ctx': Payload()}}, str(evil))
+    with pytest.raises(UnsafeCheckpointError):
+        converter.convert(str(evil), str(tmp_path / 'x.pth'))
+    assert not (tmp_path / 'code_ran').exists()
+    assert not (tmp_path / 'x.pth').exists()

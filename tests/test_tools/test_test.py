@@ -1,0 +1,228 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""tools/test.py: checkpoints of tools/train.py, of the original code
+(converted or not), and refusal of unsafe or unfitting files."""
+import io
+import os
+import re
+import sys
+from types import SimpleNamespace
+
+import mmengine
+import pytest
+import torch
+from tools_testing import CLASSES, golden_dir, load_tool, run_tool
+
+from mmprompt.registry import MODELS
+
+ORIGINAL = ('tiny-vit', 'coop_end_word-init')  # ctx (4, 64): fits the config
+
+
+def test_reproduces_the_accuracy_of_training(trained, tiny_config, tmp_path):
+    found = re.findall(
+        r'Epoch\(val\) \[2\]\[\d+/\d+\]\s+accuracy/top1: ([\d.]+)',
+        trained['log'])
+    assert found, trained['log'][-3000:]
+    out = tmp_path / 'metrics.json'
+    log = run_tool([
+        'test.py',
+        str(tiny_config),
+        str(trained['work_dir'] / 'epoch_2.pth'), '--work-dir',
+        str(tmp_path / 'work'), '--out',
+        str(out), '--out-item', 'metrics', '--cfg-options',
+        'test_dataloader.dataset.split=val'
+    ],
+                   cwd=tmp_path).stdout
+    metrics = mmengine.load(str(out))
+    assert metrics['accuracy/top1'] == pytest.approx(
+        float(found[-1]), abs=1e-4)
+    # progress of the test loop, as lines when not on a terminal
+    assert 'Testing: 2/2 batches (100%)' in log
+
+
+@pytest.fixture(scope='module')
+def converted(tmp_path_factory):
+    """The golden original checkpoint, converted by the CLI."""
+    src = golden_dir(*ORIGINAL) / 'model.pth.tar-10'
+    dst = tmp_path_factory.mktemp('converted') / 'coop.pth'
+    run_tool(['model_converters/coop_to_mmprompt.py',
+              str(src),
+              str(dst)],
+             cwd=dst.parent)
+    return dict(src=src, dst=dst)
+
+
+def test_original_checkpoint_converted_or_not(converted, tiny_config,
+                                              tmp_path):
+    preds_file = tmp_path / 'preds.json'
+    run_tool([
+        'test.py',
+        str(tiny_config),
+        str(converted['dst']), '--work-dir',
+        str(tmp_path / 'work'), '--out',
+        str(preds_file)
+    ],
+             cwd=tmp_path)
+    preds = mmengine.load(str(preds_file))
+    assert len(preds) == 2 * len(CLASSES)
+    assert [p['sample_idx'] for p in preds] == list(range(len(preds)))
+    for pred in preds:
+        assert pred['pred_class'] == CLASSES[pred['pred_label']]
+        assert len(pred['pred_score']) == len(CLASSES)
+        assert pred['pred_score'][pred['pred_label']] == max(
+            pred['pred_score'])
+    accuracy = 100 * sum(p['pred_label'] == p['gt_label']
+                         for p in preds) / len(preds)
+
+    # The original file as it is: converted in memory, same predictions.
+    metrics_file = tmp_path / 'metrics.json'
+    log = run_tool([
+        'test.py',
+        str(tiny_config),
+        str(converted['src']), '--work-dir',
+        str(tmp_path / 'work'), '--out',
+        str(metrics_file), '--out-item', 'metrics'
+    ],
+                   cwd=tmp_path).stdout
+    assert 'checkpoint of the original CoOp/CoCoOp code' in log
+    assert mmengine.load(str(metrics_file))['accuracy/top1'] == \
+        pytest.approx(accuracy, abs=1e-4)
+
+
+def test_malicious_checkpoint_is_refused(tiny_config, tmp_path):
+    marker = tmp_path / 'code_ran'
+
+    class Payload:
+
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}', ))
+
+    evil = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {
+        'head.prompt_learner.ctx': Payload()
+    }}, str(evil))
+    proc = run_tool(['test.py', str(tiny_config),
+                     str(evil)],
+                    cwd=tmp_path,
+                    check=False)
+    assert proc.returncode != 0
+    assert 'test.py: error: refusing to load' in proc.stdout
+    assert 'system' in proc.stdout  # names the global it refused
+    assert 'Traceback' not in proc.stdout
+    assert not marker.exists()
+
+
+# --------------------------------------------------------------------------
+# in-process: the pieces of test.py
+# --------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def test_tool():
+    return load_tool('test.py')
+
+
+@pytest.fixture(scope='module')
+def fake_runner():
+    model = MODELS.build(
+        dict(
+            type='mmprompt.PromptClassifier',
+            clip=dict(
+                type='mmprompt.OpenCLIP',
+                arch='mmprompt-tiny-vit',
+                pretrained=None),
+            head=dict(
+                type='mmprompt.CoOpHead',
+                prompt_learner=dict(
+                    type='mmprompt.CoOpPromptLearner', n_ctx=4)),
+            data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor')))
+    return SimpleNamespace(model=model)
+
+
+def test_checkpoint_check_hook(test_tool, fake_runner):
+    hook = test_tool.CheckpointCheckHook('ckpt.pth')
+    ctx = torch.zeros(4, 64)
+    good = {'state_dict': {'module.head.prompt_learner.ctx': ctx}}
+    hook.after_load_checkpoint(fake_runner, good)
+
+    original = {
+        'state_dict': {
+            'ctx': ctx,
+            'token_prefix': torch.zeros(3, 1, 64),
+            'token_suffix': torch.zeros(3, 72, 64)
+        },
+        'epoch': 10
+    }
+    hook.after_load_checkpoint(fake_runner, original)
+    assert list(original['state_dict']) == ['head.prompt_learner.ctx']
+    assert original['meta']['epoch'] == 10
+
+    with pytest.raises(
+            test_tool.CheckpointMismatchError,
+            match=r"does not hold \['head.prompt_learner.ctx'\]"):
+        hook.after_load_checkpoint(fake_runner,
+                                   {'state_dict': {
+                                       'backbone.weight': ctx
+                                   }})
+    with pytest.raises(
+            test_tool.CheckpointMismatchError,
+            match=r'\(16, 64\) in the checkpoint, \(4, 64\)'):
+        hook.after_load_checkpoint(
+            fake_runner,
+            {'state_dict': {
+                'head.prompt_learner.ctx': torch.zeros(16, 64)
+            }})
+
+
+def test_read_checkpoint_refusals(test_tool, tmp_path):
+    with pytest.raises(SystemExit, match='no such file'):
+        test_tool.read_checkpoint(str(tmp_path / 'missing.pth'))
+    garbage = tmp_path / 'garbage.pth'
+    garbage.write_bytes(b'not a checkpoint')
+    with pytest.raises(SystemExit, match='garbage.pth'):
+        test_tool.read_checkpoint(str(garbage))
+
+
+def test_out_suffix_is_checked(test_tool):
+    with pytest.raises(SystemExit):
+        test_tool.parse_args(['c.py', 'c.pth', '--out', 'preds.txt'])
+    args = test_tool.parse_args(
+        ['c.py', 'c.pth', '--out', 'm.yaml', '--out-item', 'metrics', '--amp'])
+    assert args.out_item == 'metrics' and args.amp
+
+
+def test_urls_are_refused(test_tool, tiny_config):
+    # mmengine would unpickle a downloaded file without weights_only.
+    with pytest.raises(SystemExit, match='not a local file'):
+        test_tool.main([str(tiny_config), 'https://example.com/epoch_1.pth'])
+
+
+class _Terminal(io.StringIO):
+
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize('tty', [True, False])
+def test_progress_hook(test_tool, tty, monkeypatch):
+    from mmengine.hooks import LoggerHook
+    stream = _Terminal() if tty else io.StringIO()
+    monkeypatch.setattr(sys, 'stdout', stream)
+    logged = []
+    monkeypatch.setattr(test_tool, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    logger_hook = LoggerHook(interval=10)
+    runner = SimpleNamespace(test_dataloader=[None] * 20, hooks=[logger_hook])
+    hook = test_tool.TestProgressHook()
+    hook.before_test_epoch(runner)
+    for i in range(20):
+        hook.after_test_iter(runner, i)
+    if tty:
+        # LoggerHook's per-batch lines would garble the bar: held back.
+        assert logger_hook.interval > 20
+    hook.after_test_epoch(runner)
+    assert logger_hook.interval == 10
+    if tty:
+        assert '20/20' in stream.getvalue()
+        assert stream.getvalue().endswith('\n') and not logged
+    else:
+        assert stream.getvalue() == ''
+        assert logged[0] == 'Testing: 20 batches'
+        assert len(logged) == 11 and '20/20 batches (100%)' in logged[-1]

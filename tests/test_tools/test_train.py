@@ -1,0 +1,134 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""tools/train.py: run for real on the tiny config, and its argument
+handling."""
+import argparse
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+from tools_testing import load_tool, run_tool
+
+from mmprompt.utils import load_checkpoint_file
+
+CTX = 'head.prompt_learner.ctx'
+
+
+def _ctx(path):
+    return load_checkpoint_file(str(path))['state_dict'][CTX]
+
+
+def test_train_saves_only_the_prompt(trained):
+    work_dir, log = trained['work_dir'], trained['log']
+    for epoch in (1, 2):
+        path = work_dir / f'epoch_{epoch}.pth'
+        assert path.is_file(), log[-3000:]
+        # The frozen CLIP is not saved: the file is tens of kilobytes.
+        assert path.stat().st_size < 100_000
+        checkpoint = load_checkpoint_file(str(path))
+        assert checkpoint['meta']['epoch'] == epoch
+        keys = list(checkpoint['state_dict'])
+        assert CTX in keys
+        assert all(k.startswith('head.prompt_learner.') for k in keys), keys
+        assert checkpoint['state_dict'][CTX].shape == (4, 64)
+    # The context learned something and the log shows progress with ETA.
+    assert not torch.equal(
+        _ctx(work_dir / 'epoch_1.pth'), _ctx(work_dir / 'epoch_2.pth'))
+    assert re.search(r'Epoch\(train\) \[2\]\[3/3\].*eta: ', log), log[-3000:]
+    assert re.search(r'Epoch\(val\) \[2\]\[\d+/\d+\]\s+accuracy/top1', log)
+
+
+def test_resume_continues_from_the_last_checkpoint(trained, tiny_config,
+                                                   tmp_path):
+    work_dir = tmp_path / 'work'
+    run_tool([
+        'train.py',
+        str(tiny_config), '--work-dir',
+        str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1'
+    ],
+             cwd=tmp_path)
+    assert not (work_dir / 'epoch_2.pth').exists()
+
+    log = run_tool([
+        'train.py',
+        str(tiny_config), '--work-dir',
+        str(work_dir), '--resume'
+    ],
+                   cwd=tmp_path).stdout
+    assert re.search(r'Auto resumed from the latest checkpoint \S*epoch_1',
+                     log), log[-3000:]
+    assert 'Epoch(train) [2]' in log
+    assert 'Epoch(train) [1]' not in log
+    # Weights, momentum and data order all carried over: the resumed run
+    # ends where the uninterrupted one did.
+    torch.testing.assert_close(
+        _ctx(work_dir / 'epoch_2.pth'),
+        _ctx(trained['work_dir'] / 'epoch_2.pth'),
+        rtol=0,
+        atol=1e-6)
+
+
+@pytest.fixture(scope='module')
+def train_tool():
+    return load_tool('train.py')
+
+
+def _merge(train_tool, config, *argv):
+    args = train_tool.parse_args([str(config)] + list(argv))
+    return train_tool.merge_args(Config.fromfile(str(config)), args)
+
+
+def test_merge_args(train_tool, tiny_config, tmp_path):
+    cfg = _merge(train_tool, tiny_config)
+    assert cfg.work_dir == './work_dirs/coop_tiny'
+    assert cfg.launcher == 'none'
+    assert cfg.default_scope == 'mmprompt'
+    assert not cfg.get('resume')
+
+    cfg = _merge(train_tool, tiny_config, '--no-validate', '--auto-scale-lr',
+                 '--work-dir', str(tmp_path), '--resume', '--cfg-options',
+                 'optim_wrapper.optimizer.lr=0.1')
+    assert cfg.work_dir == str(tmp_path)
+    assert cfg.val_cfg is None and cfg.val_dataloader is None
+    assert cfg.val_evaluator is None
+    assert cfg.auto_scale_lr == dict(base_batch_size=4, enable=True)
+    assert cfg.resume is True and cfg.load_from is None
+    assert cfg.optim_wrapper.optimizer.lr == 0.1
+
+    checkpoint = tmp_path / 'epoch_3.pth'
+    checkpoint.write_bytes(b'')
+    cfg = _merge(train_tool, tiny_config, '--resume', str(checkpoint))
+    assert cfg.resume is True and cfg.load_from == str(checkpoint)
+
+
+def test_merge_args_refusals(train_tool, tiny_config, tmp_path):
+    with pytest.raises(SystemExit, match='no such file'):
+        _merge(train_tool, tiny_config, '--resume', str(tmp_path / 'no.pth'))
+    with pytest.raises(SystemExit, match='not a local file'):
+        _merge(train_tool, tiny_config, '--resume', 'https://x.org/e.pth')
+    with pytest.raises(SystemExit, match='base_batch_size'):
+        _merge(train_tool, tiny_config, '--auto-scale-lr', '--cfg-options',
+               'auto_scale_lr=None')
+    with pytest.raises(SystemExit):  # argparse: not a launcher
+        train_tool.parse_args([str(tiny_config), '--launcher', 'ssh'])
+
+
+def test_amp(train_tool, tiny_config, monkeypatch):
+    monkeypatch.setattr(train_tool, '_amp_device_available', lambda: False)
+    with pytest.raises(SystemExit, match='--amp'):
+        _merge(train_tool, tiny_config, '--amp')
+    monkeypatch.setattr(train_tool, '_amp_device_available', lambda: True)
+    cfg = _merge(train_tool, tiny_config, '--amp')
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+
+
+def test_local_rank_flags(train_tool, tiny_config, monkeypatch):
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    args = train_tool.parse_args([str(tiny_config), '--local-rank', '3'])
+    assert isinstance(args, argparse.Namespace) and args.local_rank == 3
+    import os
+    assert os.environ['LOCAL_RANK'] == '3'
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    assert train_tool.parse_args([str(tiny_config),
+                                  '--local_rank=1']).local_rank == 1

@@ -1,0 +1,133 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Convert a prompt learner checkpoint of the original CoOp / CoCoOp code.
+
+The original writes ``<output>/prompt_learner/model.pth.tar-<epoch>`` as
+``{'state_dict': {'ctx', ['meta_net.*',] 'token_prefix', 'token_suffix'},
+'epoch': N, ...}``. This writes the mmengine checkpoint that
+``tools/test.py`` (and ``load_from``) read: ``{'meta': {...},
+'state_dict': {'head.prompt_learner.ctx', ...}}``. The token buffers are
+dropped, as the original drops them on loading: they are rebuilt from the
+class names being scored.
+
+Examples:
+    python tools/model_converters/coop_to_mmprompt.py \\
+        output/.../prompt_learner/model.pth.tar-10 coop_oxford_pets.pth
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import tempfile
+from typing import List, Optional
+
+# First: registers mmprompt's modules and the weights_only-safe loader.
+import mmprompt  # noqa: F401  # isort: skip
+import torch
+from mmengine.logging import print_log
+
+from mmprompt.models.utils.coop_checkpoint import (LEARNER_PREFIX,
+                                                   convert_coop_state_dict)
+from mmprompt.utils import UnsafeCheckpointError, load_checkpoint_file
+
+PROG = 'coop_to_mmprompt.py'
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description='Convert a prompt learner checkpoint of the original '
+        'CoOp/CoCoOp code (prompt_learner/model.pth.tar-N) to mmprompt.')
+    parser.add_argument(
+        'src',
+        help='the original checkpoint, e.g. '
+        'output/.../prompt_learner/model.pth.tar-10')
+    parser.add_argument('dst', help='the mmprompt checkpoint to write')
+    parser.add_argument(
+        '--force', action='store_true', help='overwrite DST if it exists')
+    return parser.parse_args(argv)
+
+
+def convert(src: str, dst: str, force: bool = False) -> dict:
+    """Convert ``src`` and write it atomically to ``dst``.
+
+    Args:
+        src (str): The original checkpoint.
+        dst (str): Where the mmprompt checkpoint goes.
+        force (bool): Overwrite an existing ``dst``. Defaults to False.
+
+    Returns:
+        dict: The written checkpoint.
+
+    Raises:
+        FileNotFoundError: ``src`` does not exist.
+        FileExistsError: ``dst`` exists and ``force`` is False.
+        UnsafeCheckpointError: ``src`` holds a pickled object that could
+            run code.
+        ValueError: ``src`` is not a checkpoint of the original prompt
+            learner.
+    """
+    if not osp.isfile(src):
+        raise FileNotFoundError(f'source checkpoint {src!r}: no such file')
+    if osp.exists(dst) and not force:
+        raise FileExistsError(f'{dst!r} exists; pass --force to overwrite it')
+    original = load_checkpoint_file(src, map_location='cpu')
+    found = original.get('state_dict', original) if isinstance(original,
+                                                               dict) else None
+    if isinstance(found, dict) and any(
+            k.startswith(LEARNER_PREFIX) for k in found):
+        raise ValueError(
+            f'{src!r} is already an mmprompt checkpoint (it holds '
+            f'{LEARNER_PREFIX}* keys); tools/test.py reads it as it is')
+    state_dict = convert_coop_state_dict(original)
+    kept = {k[len(LEARNER_PREFIX):] for k in state_dict}
+    dropped = sorted(k for k in found if k.removeprefix('module.') not in kept)
+    meta = dict(
+        converted_from=osp.abspath(src),
+        source='original CoOp/CoCoOp prompt learner (KaiyangZhou/CoOp)',
+        epoch=original.get('epoch'),
+        dropped_keys=dropped,
+        mmprompt_version=mmprompt.__version__)
+    checkpoint = dict(meta=meta, state_dict=state_dict)
+
+    dst_dir = osp.dirname(osp.abspath(dst))
+    os.makedirs(dst_dir, exist_ok=True)
+    # A temp file in the same folder, renamed into place: an interrupted run
+    # never leaves a truncated DST behind.
+    fd, tmp = tempfile.mkstemp(
+        prefix='.' + osp.basename(dst) + '.', suffix='.tmp', dir=dst_dir)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(checkpoint, f)
+        # mkstemp makes the file private; give it the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        if osp.exists(dst) and not force:  # appeared while we wrote
+            raise FileExistsError(
+                f'{dst!r} exists; pass --force to overwrite it')
+        os.replace(tmp, dst)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    shapes = ', '.join(f'{k} {tuple(v.shape)}' for k, v in state_dict.items())
+    print_log(
+        f'{src} (epoch {meta["epoch"]}) -> {dst}: {shapes}; dropped '
+        f'{dropped} (rebuilt from the class names)',
+        logger='current')
+    return checkpoint
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of the script."""
+    args = parse_args(argv)
+    try:
+        convert(args.src, args.dst, force=args.force)
+    except (FileNotFoundError, FileExistsError, UnsafeCheckpointError,
+            ValueError) as err:
+        sys.exit(f'{PROG}: error: {err}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,191 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Train a prompt learner with mmengine's Runner.
+
+Examples:
+    python tools/train.py configs/coop_vit-b16.py
+    python tools/train.py CONFIG --work-dir work_dirs/run1 --amp
+    python tools/train.py CONFIG --resume             # the last checkpoint
+    python tools/train.py CONFIG --resume work_dirs/run1/epoch_5.pth
+    tools/dist_train.sh CONFIG 8                      # 8 GPUs, torchrun
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+
+# Registers mmprompt's models, datasets, hooks and metrics and makes
+# mmengine's checkpoints loadable with weights_only=True, before any config
+# is read or any checkpoint is loaded.
+import mmprompt  # noqa: F401  # isort: skip
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line of ``tools/train.py``."""
+    parser = argparse.ArgumentParser(
+        description='Train a prompt learner (CoOp, CoCoOp) on a frozen CLIP.')
+    parser.add_argument('config', help='the config file of the run')
+    parser.add_argument(
+        '--work-dir',
+        help='where logs and checkpoints go; defaults to the config\'s '
+        'work_dir, else ./work_dirs/<config name>')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume training: from CHECKPOINT if given, otherwise from the '
+        'last checkpoint in the work dir')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='train with automatic mixed precision (AmpOptimWrapper, '
+        'dynamic loss scale); needs a GPU')
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate on the val set during training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the total batch size relative to '
+        'the config\'s auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, e.g. '
+        'train_cfg.max_epochs=5 optim_wrapper.optimizer.lr=0.001; '
+        'lists as key="[a,b]" or key=a,b, nested as key="[(a,b),(c,d)]" '
+        '(quotes are needed, spaces are not allowed)')
+    parser.add_argument(
+        '--launcher',
+        choices=LAUNCHERS,
+        default='none',
+        help='how the processes were started (set by dist_train.sh and '
+        'slurm_train.sh)')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
+    # --local_rank (older); torchrun sets LOCAL_RANK instead.
+    parser.add_argument(
+        '--local_rank',
+        '--local-rank',
+        type=int,
+        default=0,
+        help='rank of this process on its node (set by the launcher)')
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def default_work_dir(config_path: str) -> str:
+    """``./work_dirs/<config file name without extension>``."""
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def _amp_device_available() -> bool:
+    from mmengine.device import (is_cuda_available, is_mlu_available,
+                                 is_musa_available, is_npu_available)
+    return (is_cuda_available() or is_npu_available() or is_mlu_available()
+            or is_musa_available())
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command line to the config.
+
+    Args:
+        cfg (Config): The loaded config.
+        args (argparse.Namespace): The parsed command line.
+
+    Returns:
+        Config: The config the Runner is built from.
+    """
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.setdefault('default_scope', 'mmprompt')
+
+    # command line > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = default_work_dir(args.config)
+
+    if args.amp:
+        if not _amp_device_available():
+            raise SystemExit(
+                'train.py: error: --amp trains in mixed precision, which '
+                "mmengine's AmpOptimWrapper supports on CUDA, NPU, MLU and "
+                'MUSA devices only, and none is available here; train '
+                'without --amp')
+        optim_wrapper = cfg.optim_wrapper
+        if optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            print_log(
+                'the config already trains with AmpOptimWrapper; --amp '
+                'changes nothing',
+                logger='current',
+                level=logging.WARNING)
+        else:
+            optim_wrapper.type = 'AmpOptimWrapper'
+            optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+    if args.resume == 'auto':
+        # Runner: resume=True without load_from finds the last checkpoint.
+        cfg.resume = True
+        cfg.load_from = None
+        last = osp.join(cfg.work_dir, 'last_checkpoint')
+        if not osp.isfile(last):
+            print_log(
+                f'--resume: no checkpoint to resume from in {cfg.work_dir!r} '
+                f'({last!r} does not exist); training starts from scratch',
+                logger='current',
+                level=logging.WARNING)
+    elif args.resume is not None:
+        if '://' in args.resume:
+            # mmengine reads URLs through torch.hub with weights_only=False.
+            raise SystemExit(
+                f'train.py: error: --resume {args.resume!r} is not a local '
+                "file; mmengine's URL loaders unpickle without weights_only, "
+                'so download it first and pass the local path')
+        if not osp.isfile(osp.expanduser(args.resume)):
+            raise SystemExit(
+                f'train.py: error: --resume {args.resume!r}: no such file; '
+                'give a checkpoint written by tools/train.py, or --resume '
+                'alone for the last checkpoint in the work dir')
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+
+    if args.auto_scale_lr:
+        auto_scale_lr = cfg.get('auto_scale_lr') or {}
+        if 'base_batch_size' not in auto_scale_lr:
+            raise SystemExit(
+                'train.py: error: --auto-scale-lr needs the batch size the '
+                'learning rate was set for; add e.g. '
+                '`auto_scale_lr = dict(base_batch_size=32)` to the config '
+                'or pass --cfg-options auto_scale_lr.base_batch_size=32')
+        cfg.auto_scale_lr = dict(auto_scale_lr, enable=True)
+    return cfg
+
+
+def main(argv=None) -> None:
+    """Entry point of ``tools/train.py``."""
+    args = parse_args(argv)
+    if not osp.isfile(args.config):
+        raise SystemExit(f'train.py: error: config {args.config!r}: no such '
+                         'file')
+    cfg = merge_args(Config.fromfile(args.config), args)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
