@@ -1,0 +1,557 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Every config under configs/ loads, builds and follows the protocol.
+
+Models are built with the tiny random-weight ``mmprompt-tiny-vit`` CLIP
+(no download), datasets on tiny generated trees in the original layouts.
+Configs sharing a model or a dataset config are built once.
+"""
+import copy
+import importlib.util
+import json
+import math
+import os
+import os.path as osp
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_ROOT = REPO_ROOT / 'configs'
+GENERATOR = REPO_ROOT / 'tools' / 'misc' / 'generate_configs.py'
+METHODS = ('coop', 'cocoop', 'zeroshot', 'linear_probe')
+
+ALL_CONFIG_FILES = sorted(
+    str(p.relative_to(CONFIG_ROOT)) for p in CONFIG_ROOT.rglob('*.py')
+    if '_base_' not in p.parts)
+# configs/demo/ holds the embedded demo (tiny CLIP, generated data, its own
+# tests): it only has to load here.
+CONFIG_FILES = [f for f in ALL_CONFIG_FILES if not f.startswith('demo/')]
+
+# Independent of the generator: class counts of the CoOp datasets.
+NUM_CLASSES = {
+    'ImageNet': 1000,
+    'Caltech101': 100,
+    'OxfordPets': 37,
+    'StanfordCars': 196,
+    'OxfordFlowers': 102,
+    'Food101': 101,
+    'FGVCAircraft': 100,
+    'SUN397': 397,
+    'DescribableTextures': 47,
+    'EuroSAT': 10,
+    'UCF101': 101,
+    'ImageNetV2': 1000,
+    'ImageNetSketch': 1000,
+    'ImageNetA': 200,
+    'ImageNetR': 200
+}
+NAME_RE = re.compile(
+    r'^(?P<alg>(coop|cocoop|zeroshot|linear-probe)[a-z0-9-]*)_'
+    r'(?P<backbone>resnet50|resnet101|vit-base-p32|vit-base-p16)_'
+    r'clip-openai_'
+    r'((?P<schedule>1xb(?P<batch>\d+)-ep(?P<epochs>\d+))_)?'
+    r'(?P<data>[a-z0-9-]+)(?P<new>_new)?$')
+
+
+@pytest.fixture(scope='module')
+def configs():
+    """All configs, loaded once (mmengine writes temp files per load)."""
+    old = tempfile.tempdir
+    # Loading ~600 configs is dominated by mmengine's temporary files;
+    # a memory file system makes it several times faster.
+    if os.access('/dev/shm', os.W_OK):
+        tempfile.tempdir = '/dev/shm'
+    try:
+        loaded = {
+            rel:
+            Config.fromfile(str(CONFIG_ROOT / rel), format_python_code=False)
+            for rel in ALL_CONFIG_FILES
+        }
+    finally:
+        tempfile.tempdir = old
+    return loaded
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location('generate_configs',
+                                                  GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_configs_are_up_to_date():
+    files = _load_generator().generate()
+    stale = [
+        rel for rel, text in files.items()
+        if not (CONFIG_ROOT / rel).is_file() or (CONFIG_ROOT / rel).read_text(
+            encoding='utf-8') != text
+    ]
+    assert not stale, ('configs out of date, run python '
+                       f'tools/misc/generate_configs.py: {stale[:5]}')
+
+
+def test_every_method_folder_documented():
+    for method in METHODS:
+        folder = CONFIG_ROOT / method
+        assert (folder / 'README.md').is_file()
+        meta = (folder / 'metafile.yml').read_text()
+        assert meta.startswith('Collections:')
+        for cfg in re.findall(r'Config: (\S+)', meta):
+            assert (REPO_ROOT / cfg).is_file(), cfg
+
+
+def test_config_names(configs):
+    assert len(CONFIG_FILES) > 500
+    for rel in CONFIG_FILES:
+        folder, _, fname = rel.rpartition('/')
+        if not folder:
+            assert fname in ('coop_vit-b16.py', 'cocoop_vit-b16.py'), rel
+            continue
+        match = NAME_RE.match(fname[:-3])
+        assert match, f'{rel} does not follow the naming scheme'
+        alg = match['alg']
+        assert alg.replace('-', '_').startswith(folder), rel
+        cfg = configs[rel]
+        if match['schedule']:
+            assert cfg.train_dataloader.batch_size == int(match['batch'])
+            assert cfg.train_cfg.max_epochs == int(match['epochs'])
+        shots = re.match(r'(base2new-)?(\d+)shot', match['data'])
+        if shots:
+            assert cfg.train_dataloader.dataset.num_shots == int(shots[2])
+
+
+def _mine(configs):
+    return [(rel, configs[rel]) for rel in CONFIG_FILES]
+
+
+def test_common_fields(configs):
+    for rel, cfg in _mine(configs):
+        assert cfg.default_scope == 'mmprompt', rel
+        assert cfg.custom_imports == dict(
+            imports=['mmprompt'], allow_failed_imports=False), rel
+        hooks = [h['type'] for h in cfg.custom_hooks]
+        if rel.startswith('linear_probe/'):
+            assert hooks == [], rel
+            assert cfg.model.type == 'ImageClassifier'
+        else:
+            assert 'ClassNamesHook' in hooks, rel
+            assert cfg.model.type == 'PromptClassifier'
+            assert cfg.model.clip.pretrained == 'openai'
+            assert cfg.model.data_preprocessor.to_rgb
+        assert cfg.default_hooks.checkpoint == dict(
+            type='CheckpointHook', interval=-1, save_last=True), rel
+        assert cfg.test_dataloader.batch_size == 100, rel
+        assert cfg.test_dataloader.dataset.split == 'test', rel
+        assert cfg.test_evaluator.type == 'Accuracy', rel
+        assert cfg.test_cfg == dict(), rel
+        val = [
+            cfg.get('val_dataloader'),
+            cfg.get('val_cfg'),
+            cfg.get('val_evaluator')
+        ]
+        # mmengine wants all three or none.
+        assert all(v is None for v in val) or all(v is not None
+                                                  for v in val), rel
+
+
+def _n_classes(dataset: dict) -> int:
+    n = NUM_CLASSES[dataset['type']]
+    sub = dataset.get('subsample_classes', 'all')
+    return {
+        'all': n,
+        'base': math.ceil(n / 2),
+        'new': n - math.ceil(n / 2)
+    }[sub]
+
+
+def test_training_protocol(configs):
+    for rel, cfg in _mine(configs):
+        train = cfg.get('train_dataloader')
+        if train is None:
+            assert rel.startswith('zeroshot/'), rel
+            assert cfg.get('train_cfg') is None
+            continue
+        ds = train.dataset
+        assert ds.split == 'train'
+        # The original's drop_last = len(dataset) >= batch_size.
+        n_train = _n_classes(ds) * ds.num_shots
+        assert train.drop_last == (n_train >= train.batch_size), rel
+        assert train.sampler == dict(type='DefaultSampler', shuffle=True)
+        if cfg.get('val_dataloader') is not None:
+            val = cfg.val_dataloader.dataset
+            assert val.split == 'val' and val.num_shots == ds.num_shots
+            assert val.subsample_classes == ds.subsample_classes, rel
+        else:
+            assert ds.type == 'ImageNet', rel
+        epochs = cfg.train_cfg.max_epochs
+        assert cfg.train_cfg.val_interval == epochs, rel
+        if rel.startswith('linear_probe/'):
+            continue
+        assert cfg.optim_wrapper == dict(
+            optimizer=dict(
+                type='SGD',
+                lr=0.002,
+                momentum=0.9,
+                weight_decay=5e-4,
+                dampening=0,
+                nesterov=False)), rel
+        assert cfg.param_scheduler == dict(
+            type='ConstantWarmupCosineLR',
+            T_max=epochs,
+            warmup_lr=1e-5,
+            warmup_epochs=1,
+            by_epoch=True), rel
+        head = cfg.model.head
+        if head.type == 'CoCoOpHead':
+            assert train.batch_size == 1 and epochs == 10, rel
+            assert head.prompt_learner == dict(
+                type='CoCoOpPromptLearner', n_ctx=4,
+                ctx_init='a photo of a'), rel
+            continue
+        assert head.type == 'CoOpHead' and train.batch_size == 32, rel
+        if ds.type == 'ImageNet':
+            assert epochs == 50, rel
+        elif '/coop-ctxinit_' in '/' + rel:
+            assert epochs == 200, rel
+        else:
+            want = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}[ds.num_shots]
+            assert epochs == want, rel
+
+
+def test_representative_protocols(configs):
+    coop = configs['coop/coop_vit-base-p16_clip-openai_1xb32-ep200_'
+                   '16shot-oxford-pets.py']
+    assert coop.model.head.prompt_learner == dict(
+        type='CoOpPromptLearner',
+        n_ctx=16,
+        ctx_init='',
+        csc=False,
+        class_token_position='end')
+    assert coop.train_dataloader.batch_size == 32
+    assert coop.train_cfg.max_epochs == 200
+    assert coop.model.clip.arch == 'ViT-B-16'
+    assert coop.model.clip.get('precision', 'fp32') == 'fp32'
+    assert configs['coop_vit-b16.py'].to_dict() == coop.to_dict()
+
+    cocoop = configs['cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
+                     'base2new-16shot-oxford-pets.py']
+    assert cocoop.train_dataloader.batch_size == 1
+    assert cocoop.train_cfg.max_epochs == 10
+    assert cocoop.param_scheduler.T_max == 10
+    for loader in ('train', 'val', 'test'):
+        dataset = cocoop[f'{loader}_dataloader'].dataset
+        assert dataset.subsample_classes == 'base'
+    new = configs['cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
+                  'base2new-16shot-oxford-pets_new.py']
+    assert new.test_dataloader.dataset.subsample_classes == 'new'
+    assert new.train_dataloader.dataset.subsample_classes == 'base'
+    assert configs['cocoop_vit-b16.py'].to_dict() == cocoop.to_dict()
+
+    imagenet = configs['coop/coop_resnet50_clip-openai_1xb32-ep50_'
+                       '16shot-imagenet.py']
+    assert imagenet.train_cfg.max_epochs == 50
+    assert imagenet.param_scheduler.T_max == 50
+    assert imagenet.model.clip.arch == 'RN50'
+    assert imagenet.get('val_dataloader') is None
+
+    ctxinit = configs['coop/coop-ctxinit_vit-base-p16_clip-openai_1xb32-'
+                      'ep200_base2new-16shot-dtd.py']
+    assert ctxinit.model.head.prompt_learner.n_ctx == 4
+    assert ctxinit.model.head.prompt_learner.ctx_init == 'a photo of a'
+
+    eurosat = configs['coop/coop_resnet50_clip-openai_1xb32-ep50_'
+                      '1shot-eurosat.py']
+    assert eurosat.train_dataloader.drop_last is False
+
+    xd = configs['cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
+                 '16shot-imagenet-to-imagenet-a.py']
+    assert xd.test_dataloader.dataset.type == 'ImageNetA'
+    assert xd.test_dataloader.dataset.num_shots == -1
+    assert xd.train_dataloader.dataset.type == 'ImageNet'
+
+    zs = configs['zeroshot/zeroshot-ens7_vit-base-p16_clip-openai_'
+                 'eurosat.py']
+    assert zs.model.head.templates == 'imagenet-7+EuroSAT'
+    assert zs.get('train_dataloader') is None
+    zs_imagenet = configs['zeroshot/zeroshot_resnet50_clip-openai_imagenet.py']
+    assert zs_imagenet.model.head.templates == 'ImageNet'
+
+
+# ---------------------------------------------------------------------------
+# Building the models
+# ---------------------------------------------------------------------------
+def _tiny_model_cfg(model: dict) -> dict:
+    model = copy.deepcopy(model)
+    if model['type'] == 'PromptClassifier':
+        model['clip'].update(arch='mmprompt-tiny-vit', pretrained=None)
+        return model
+    # Linear probe: mmpretrain's ViT shrunk to mmprompt-tiny-vit's shape.
+    model['backbone'].update(
+        arch=dict(
+            embed_dims=64, num_layers=2, num_heads=1,
+            feedforward_channels=256),
+        img_size=32,
+        patch_size=8,
+        frozen_stages=2,
+        init_cfg=None)
+    model['head'].update(in_channels=64)
+    return model
+
+
+def test_models_build(configs):
+    from mmprompt.models.heads.templates import resolve_templates
+    from mmprompt.registry import MODELS
+    unique = {}
+    for rel, cfg in _mine(configs):
+        model = _tiny_model_cfg(cfg.model.to_dict())
+        head = model['head']
+        if head['type'] == 'ZeroShotHead':
+            # Zero-shot heads differ only in their templates: check them
+            # here and build one model of one and one of several templates.
+            dataset = cfg.test_dataloader.dataset.type
+            templates = resolve_templates(head['templates'])
+            assert head['templates'] in (dataset, 'imagenet-80', 'imagenet-7',
+                                         'imagenet-7+' + dataset), rel
+            head['templates'] = ('a photo of a {}.'
+                                 if len(templates) == 1 else 'imagenet-7')
+        unique.setdefault(repr(model), (rel, model))
+    assert len(unique) < 30
+    images = torch.rand(2, 3, 32, 32)
+    for rel, model_cfg in unique.values():
+        model = MODELS.build(model_cfg)
+        if model_cfg['type'] == 'PromptClassifier':
+            pl = model_cfg['head'].get('prompt_learner', {})
+            n = pl.get('num_classes') or 3
+            model.set_class_names([f'class {i}' for i in range(n)])
+        else:
+            n = model_cfg['head']['num_classes']
+        model.eval()
+        with torch.no_grad():
+            logits = model(images)
+        assert logits.shape == (2, n), rel
+
+
+def test_linear_probe_backbone_is_clip_image_tower():
+    """mmpretrain's ViT with converted weights is CLIP's image tower."""
+    import mmpretrain
+    converter = osp.join(
+        osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'model_converters',
+        'openai-clip_to_mmpretrain-clip.py')
+    if not osp.isfile(converter):
+        pytest.skip("mmpretrain's CLIP weight converter is not installed")
+    spec = importlib.util.spec_from_file_location('clip_converter', converter)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    from mmprompt.models import OpenCLIP
+    from mmprompt.registry import MODELS
+    torch.manual_seed(0)
+    clip = OpenCLIP('mmprompt-tiny-vit', pretrained=None)
+    state = module.convert_clip(clip.model.state_dict())
+    cfg = Config.fromfile(
+        str(CONFIG_ROOT / '_base_' / 'models' /
+            'linear-probe_vit-base-p16.py'),
+        format_python_code=False)
+    model = MODELS.build(_tiny_model_cfg(cfg.model.to_dict()))
+    backbone = {
+        k[len('visual.'):]: v
+        for k, v in state.items() if k.startswith('visual.')
+    }
+    # Every weight of the tower is loaded; only CLIP's projection is left.
+    model.backbone.load_state_dict(backbone, strict=True)
+    assert set(state) - {f'visual.{k}'
+                         for k in backbone} == {'visual_proj.proj'} | {
+                             k
+                             for k in state if not k.startswith('visual')
+                         }
+    model.eval()
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        # The probe's features, projected, are CLIP's image features.
+        ours = model.extract_feat(images)[0] @ state['visual_proj.proj']
+        theirs = clip.encode_image(images)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Building the datasets on tiny trees in the original layouts
+# ---------------------------------------------------------------------------
+TREE_CLASSES = ['class_a', 'class_b', 'class_c']
+WNIDS = ['n01', 'n02', 'n03']
+
+
+def _image(path: Path) -> str:
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new('RGB', (8, 6), (10, 200, 30)).save(path)
+    return path.name
+
+
+def _split_json_tree(root: Path,
+                     image_dir: str,
+                     split_file: str,
+                     prefix: str = '') -> None:
+    split = {}
+    for s, n in (('train', 2), ('val', 1), ('test', 1)):
+        split[s] = []
+        for label, name in enumerate(TREE_CLASSES):
+            for i in range(n):
+                rel = f'{prefix}{name}/{s}_{i}.jpg'
+                _image(root / image_dir / rel)
+                split[s].append([rel, label, name])
+    (root / split_file).write_text(json.dumps(split))
+
+
+def _classnames(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / 'classnames.txt').write_text(''.join(f'{w} name {w}\n'
+                                                 for w in WNIDS))
+
+
+def _make_tree(dataset_type: str, root: Path) -> None:
+    split_json = {
+        'Caltech101': '101_ObjectCategories',
+        'OxfordPets': 'images',
+        'StanfordCars': '',
+        'OxfordFlowers': 'jpg',
+        'Food101': 'images',
+        'SUN397': 'SUN397',
+        'DescribableTextures': 'images',
+        'EuroSAT': '2750',
+        'UCF101': 'UCF-101-midframes',
+    }
+    if dataset_type in split_json:
+        prefix = 'cars_train/' if dataset_type == 'StanfordCars' else ''
+        _split_json_tree(root, split_json[dataset_type],
+                         f'split_zhou_{dataset_type}.json', prefix)
+    elif dataset_type == 'FGVCAircraft':
+        (root / 'images').mkdir(parents=True)
+        (root / 'variants.txt').write_text(''.join(f'{c}\n'
+                                                   for c in TREE_CLASSES))
+        for s in ('train', 'val', 'test'):
+            lines = []
+            for c in TREE_CLASSES:
+                _image(root / 'images' / f'{s}{c}.jpg')
+                lines.append(f'{s}{c} {c}\n')
+            (root / f'images_variant_{s}.txt').write_text(''.join(lines))
+    elif dataset_type == 'ImageNet':
+        _classnames(root)
+        for s in ('train', 'val'):
+            for w in WNIDS:
+                _image(root / 'images' / s / w / f'{s}.JPEG')
+    elif dataset_type == 'ImageNetV2':
+        _classnames(root)
+        for i in range(len(WNIDS)):
+            _image(root / 'imagenetv2-matched-frequency-format-val' / str(i) /
+                   'a.jpeg')
+    else:
+        _classnames(root)
+        folder = {
+            'ImageNetSketch': 'images',
+            'ImageNetA': 'imagenet-a',
+            'ImageNetR': 'imagenet-r'
+        }[dataset_type]
+        for w in WNIDS:
+            _image(root / folder / w / 'a.jpg')
+
+
+@pytest.fixture(scope='module')
+def dataset_trees(tmp_path_factory):
+    base = tmp_path_factory.mktemp('config_datasets')
+    roots = {}
+    for dataset_type in NUM_CLASSES:
+        roots[dataset_type] = base / dataset_type
+        _make_tree(dataset_type, roots[dataset_type])
+    return roots
+
+
+def _dataset_cfgs(cfg):
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader) is not None:
+            yield loader, cfg[loader].dataset.to_dict()
+
+
+def test_datasets_build(configs, dataset_trees):
+    from mmprompt.registry import DATASETS
+    unique = {}
+    for rel, cfg in _mine(configs):
+        for loader, ds in _dataset_cfgs(cfg):
+            assert ds['data_root'].startswith('data/'), rel
+            key = json.dumps(ds, sort_keys=True)
+            unique.setdefault(key, (rel, loader, ds))
+    fetched = set()
+    for rel, loader, ds in unique.values():
+        # serialize_data=False: mmengine's serialisation runs gc.collect(),
+        # slow with hundreds of configs in memory.
+        ds = dict(
+            ds, data_root=str(dataset_trees[ds['type']]), serialize_data=False)
+        dataset = DATASETS.build(ds)
+        n = len(TREE_CLASSES)
+        want = {'all': n, 'base': 2, 'new': 1}[ds['subsample_classes']]
+        assert len(dataset.metainfo['classes']) == want, (rel, loader)
+        assert len(dataset) > 0, (rel, loader)
+        assert dataset.split == loader.split('_')[0]
+        # Run each distinct pipeline once on a real image.
+        pipeline = json.dumps(ds['pipeline'], sort_keys=True)
+        if pipeline not in fetched:
+            fetched.add(pipeline)
+            sample = dataset[0]
+            assert sample['inputs'].shape == (3, 224, 224), rel
+
+
+# ---------------------------------------------------------------------------
+# The runner: the entry config trains, a zero-shot config tests
+# ---------------------------------------------------------------------------
+def _tiny_runner_cfg(cfg, trees, work_dir):
+    cfg = copy.deepcopy(cfg)
+    cfg.model = _tiny_model_cfg(cfg.model.to_dict())
+    tiny = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(32, 32)),
+        dict(type='PackInputs')
+    ]
+    for loader, _ in list(_dataset_cfgs(cfg)):
+        cfg[loader].dataset.data_root = str(trees[cfg[loader].dataset.type])
+        cfg[loader].dataset.pipeline = tiny
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+        cfg[loader].batch_size = min(cfg[loader].batch_size, 4)
+        if loader == 'train_dataloader':
+            cfg[loader].drop_last = False
+    cfg.work_dir = str(work_dir)
+    cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    if cfg.get('train_cfg') is not None:
+        cfg.train_cfg.max_epochs = 2
+        cfg.train_cfg.val_interval = 2
+        cfg.param_scheduler.T_max = 2
+    return cfg
+
+
+def test_runner_trains_entry_configs(configs, dataset_trees, tmp_path):
+    from mmengine.runner import Runner
+    for rel in ('coop_vit-b16.py', 'cocoop_vit-b16.py'):
+        cfg = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / rel)
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        metrics = runner.test()
+        assert 'accuracy/top1' in metrics
+        assert (tmp_path / rel / 'epoch_2.pth').is_file()
+        # Only the last epoch is saved.
+        assert not (tmp_path / rel / 'epoch_1.pth').exists()
+        lrs = runner.param_schedulers[0].lr_at(0, 0.002)
+        assert lrs == 1e-5
+
+
+def test_runner_tests_zero_shot_config(configs, dataset_trees, tmp_path):
+    from mmengine.runner import Runner
+    rel = 'zeroshot/zeroshot_vit-base-p16_clip-openai_base2new-dtd_new.py'
+    runner = Runner.from_cfg(
+        _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path))
+    metrics = runner.test()
+    assert 'accuracy/top1' in metrics
+    assert runner.model.class_names == ['class_c']
