@@ -1,6 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Hooks that keep the model's class names in step with the data."""
-from typing import List, Optional
+from typing import List
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -28,36 +28,39 @@ class ClassNamesHook(Hook):
     Before training the model scores the training set's classes, before
     each validation or test epoch the evaluated set's (e.g. the new classes
     of a base-to-new run), and after validation the training classes again.
-    The model must have ``set_class_names`` (``PromptClassifier`` has).
+    Models without ``set_class_names`` (e.g. mmpretrain's
+    ``ImageClassifier``) are left alone.
     """
 
     priority = 'VERY_HIGH'
 
     def __init__(self) -> None:
-        self._train_classes: Optional[List[str]] = None
+        self._train_loader = None
 
     @staticmethod
     def _model(runner):
         model = runner.model
         return model.module if is_model_wrapper(model) else model
 
-    def _set(self, runner, classes: List[str]) -> None:
+    def _set(self, runner, dataloader, stage: str) -> List[str]:
         model = self._model(runner)
+        if not hasattr(model, 'set_class_names'):
+            return []
+        classes = _classes_of(dataloader, stage)
         if list(getattr(model, 'class_names', [])) != classes:
             model.set_class_names(classes)
+        return classes
 
     def before_train(self, runner) -> None:
-        self._train_classes = _classes_of(runner.train_loop.dataloader,
-                                          'training')
-        self._set(runner, self._train_classes)
+        self._train_loader = runner.train_loop.dataloader
+        self._set(runner, self._train_loader, 'training')
 
     def before_val_epoch(self, runner) -> None:
-        self._set(runner, _classes_of(runner.val_loop.dataloader,
-                                      'validation'))
+        self._set(runner, runner.val_loop.dataloader, 'validation')
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        if self._train_classes is not None:
-            self._set(runner, self._train_classes)
+        if self._train_loader is not None:
+            self._set(runner, self._train_loader, 'training')
 
     def before_test_epoch(self, runner) -> None:
-        self._set(runner, _classes_of(runner.test_loop.dataloader, 'test'))
+        self._set(runner, runner.test_loop.dataloader, 'test')

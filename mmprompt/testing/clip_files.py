@@ -7,7 +7,7 @@ import open_clip
 import torch
 import torch.nn as nn
 
-import mmprompt.models.clip  # noqa: F401  (registers the tiny configs)
+from mmprompt.models.clip.openclip import no_random_init_warning
 
 __all__ = [
     'random_tiny_clip', 'save_open_clip_weights', 'save_openai_state_dict',
@@ -23,7 +23,8 @@ def random_tiny_clip(arch: str = 'mmprompt-tiny-vit',
     numbers as the fp32 open_clip format, so every format loads identically.
     """
     torch.manual_seed(seed)
-    model = open_clip.create_model(arch, pretrained=None)
+    with no_random_init_warning():
+        model = open_clip.create_model(arch, pretrained=None)
     with torch.no_grad():
         for tensor in list(model.parameters()) + list(model.buffers()):
             if tensor.is_floating_point():

@@ -116,9 +116,12 @@ def load_checkpoint_file(filename: Union[str, Any],
         found = re.search(r'(?i)(unsupported[^\n]*GLOBAL [^\n]*|refusing .*)',
                           str(err))
         if found is None:
+            # torch's text advises weights_only=False, wrong for a file of
+            # unknown origin: say what is wrong instead.
             raise CorruptCheckpointError(
-                f'{filename!r} is not a readable checkpoint (truncated, '
-                f'corrupt or not written by torch.save): {err}') from err
+                f'{filename!r} is not a readable checkpoint: it is '
+                'truncated, corrupt, or a plain pickle rather than a file '
+                'written by torch.save') from err
         raise UnsafeCheckpointError(
             f'refusing to load {filename!r}: it holds a pickled object '
             'outside the tensors, containers, numpy arrays and mmengine '
@@ -141,9 +144,32 @@ def _load_from_local(filename: str, map_location=None) -> Any:
     return load_checkpoint_file(filename, map_location=map_location)
 
 
+def _load_from_http(filename: str,
+                    map_location=None,
+                    model_dir: Optional[str] = None,
+                    progress: bool = True) -> Any:
+    """Download once (the main process; the others wait), then load as a
+    local file: mmengine's own URL loader unpickles without weights_only."""
+    import os
+    import os.path as osp
+    from urllib.parse import urlparse
+
+    from mmengine.dist import barrier, is_main_process
+    from torch.hub import download_url_to_file, get_dir
+    model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
+    path = osp.join(model_dir, osp.basename(urlparse(filename).path))
+    if is_main_process() and not osp.isfile(path):
+        os.makedirs(model_dir, exist_ok=True)
+        download_url_to_file(filename, path, progress=progress)
+    barrier()
+    return load_checkpoint_file(path, map_location=map_location)
+
+
 def register_checkpoint_loader() -> None:
-    """Route mmengine's loading of local checkpoint files (``--resume``,
-    ``load_from``, ``tools/test.py CKPT``) through
+    """Route mmengine's loading of checkpoint files (``--resume``,
+    ``load_from``, ``tools/test.py CKPT``), local or by URL, through
     :func:`load_checkpoint_file`."""
     CheckpointLoader.register_scheme(
         prefixes='', loader=_load_from_local, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'), loader=_load_from_http, force=True)

@@ -40,7 +40,7 @@ def _arch_error(arch: str) -> ValueError:
 
 
 @contextlib.contextmanager
-def _no_random_init_warning():
+def no_random_init_warning():
     """open_clip warns on the root logger that a model built without a tag
     is random, also when mmprompt loads a file into it right after."""
     root = logging.getLogger()
@@ -138,7 +138,7 @@ class OpenCLIP(BaseModule):
             print_log(
                 f'OpenCLIP {arch}: random weights (pretrained=None)',
                 logger='current')
-            with _no_random_init_warning():
+            with no_random_init_warning():
                 return open_clip.create_model(
                     arch, pretrained=None, precision=precision)
         pretrained = osp.expanduser(str(pretrained))
@@ -190,7 +190,7 @@ class OpenCLIP(BaseModule):
                 if precision == 'bf16':
                     convert_weights_to_lp(model, dtype=torch.bfloat16)
             return model
-        with _no_random_init_warning():
+        with no_random_init_warning():
             model = open_clip.create_model(
                 arch, pretrained=None, precision=precision)
         if isinstance(model, CustomTextCLIP):
@@ -537,10 +537,9 @@ class OpenCLIP(BaseModule):
                 q @ k.transpose(-1, -2)
             ],
                                dim=-1)  # (G, K, heads, S, P + S)
-            weights = torch.softmax(
-                scores * q.shape[-1]**-0.5 + mask, dim=-1)
-            heads = torch.einsum('gkhsp,ghpd->gkhsd',
-                                 weights[..., :start], prefix_v)
+            weights = torch.softmax(scores * q.shape[-1]**-0.5 + mask, dim=-1)
+            heads = torch.einsum('gkhsp,ghpd->gkhsd', weights[..., :start],
+                                 prefix_v)
             heads = heads + weights[..., start:] @ v
             x = self._finish_block(block, x, heads)
         x = tower.ln_final(x)

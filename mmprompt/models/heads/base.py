@@ -64,8 +64,8 @@ class BasePromptHead(ClsHead):
             raise ValueError(
                 f'{type(self).__name__} needs the frozen CLIP: build it '
                 'inside a PromptClassifier, or pass clip=OpenCLIP(...)')
-        if text_chunk_size is not None and (not isinstance(
-                text_chunk_size, int) or text_chunk_size < 1):
+        if text_chunk_size is not None and (
+                not isinstance(text_chunk_size, int) or text_chunk_size < 1):
             raise ValueError('text_chunk_size must be a positive int or '
                              f'None, got {text_chunk_size!r}')
         # Shared with the classifier; not registered here.
@@ -137,8 +137,8 @@ class BasePromptHead(ClsHead):
             start = 1 + ctx.shape[1]
             # SOT is the same token for every class.
             sot = learner.token_prefix[:1].expand(groups, -1, -1)
-            cache = clip.encode_prefix(torch.cat([sot, ctx.to(sot.dtype)],
-                                                 dim=1))
+            cache = clip.encode_prefix(
+                torch.cat([sot, ctx.to(sot.dtype)], dim=1))
             suffix = learner.token_suffix[:, :learner.max_eot + 1 - start]
             eot = learner.eot_index - start
 
