@@ -10,11 +10,14 @@ import torch.nn.functional as F
 from mmprompt.models import OpenCLIP
 from mmprompt.registry import MODELS
 
-NAMES = ['dog', 'sea_lion', '2012 AM General Hummer SUV', 'tench', 'golden retriever']
+NAMES = [
+    'dog', 'sea_lion', '2012 AM General Hummer SUV', 'tench',
+    'golden retriever'
+]
 
 
-@pytest.fixture(scope='module', params=['mmprompt-tiny-vit',
-                                        'mmprompt-tiny-rn'])
+@pytest.fixture(
+    scope='module', params=['mmprompt-tiny-vit', 'mmprompt-tiny-rn'])
 def clip(request):
     torch.manual_seed(0)
     return OpenCLIP(request.param, pretrained=None)
@@ -22,8 +25,8 @@ def clip(request):
 
 def images_for(clip, batch=3):
     size = 32 if 'vit' in clip.arch else 64
-    return torch.rand(batch, 3, size, size,
-                      generator=torch.Generator().manual_seed(5))
+    return torch.rand(
+        batch, 3, size, size, generator=torch.Generator().manual_seed(5))
 
 
 SETTINGS = [
@@ -120,9 +123,9 @@ def test_prefix_cache_is_used_where_it_applies(clip):
             class_names=NAMES))
     calls = []
     original = clip.encode_prefix
-    object.__setattr__(clip, 'encode_prefix',
-                       lambda prefix: calls.append(prefix.shape) or
-                       original(prefix))
+    object.__setattr__(
+        clip, 'encode_prefix',
+        lambda prefix: calls.append(prefix.shape) or original(prefix))
     try:
         with torch.no_grad():
             model(images_for(clip, batch=2))
