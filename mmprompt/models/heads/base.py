@@ -94,12 +94,14 @@ class BasePromptHead(ClsHead):
         Returns:
             Tensor: ``(B, K)``.
         """
-        scale = self.clip.logit_scale.float().exp()
-        f = image_features.float()
-        g = F.normalize(text_features.float(), dim=-1)
-        if g.dim() == 2:
-            return scale * f @ g.t()
-        return scale * torch.einsum('bd,bkd->bk', f, g)
+        # fp32 also under autocast: the logits feed a softmax over classes.
+        with torch.autocast(image_features.device.type, enabled=False):
+            scale = self.clip.logit_scale.float().exp()
+            f = image_features.float()
+            g = F.normalize(text_features.float(), dim=-1)
+            if g.dim() == 2:
+                return scale * f @ g.t()
+            return scale * torch.einsum('bd,bkd->bk', f, g)
 
     # ------------------------------------------------------------------
     # encoding many prompts

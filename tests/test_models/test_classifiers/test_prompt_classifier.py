@@ -325,3 +325,23 @@ def test_converter_round_trip_keeps_learned_tensors(golden_dir):
         assert torch.equal(value, original['state_dict'][short])
     with pytest.raises(ValueError, match="expected a 'state_dict'"):
         convert_coop_state_dict({'state_dict': {'weight': torch.ones(1)}})
+
+
+@pytest.mark.parametrize('builder', [coop, cocoop])
+def test_autocast_keeps_fp32_parameters_and_logits(clip, builder):
+    """What --amp does (bf16 autocast on a CPU): the learned parameters and
+    their gradients stay fp32, the logits are computed in fp32."""
+    model = builder(clip)
+    images, samples = batch(2)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        logits = model(images)
+        loss = model(images, samples, mode='loss')['loss']
+    assert logits.dtype == torch.float32
+    loss.backward()
+    for param in model.head.prompt_learner.parameters():
+        assert param.dtype == torch.float32
+        assert param.grad.dtype == torch.float32
+        assert torch.isfinite(param.grad).all()
+    with torch.no_grad():
+        reference = model(images)
+    torch.testing.assert_close(logits, reference, rtol=0.05, atol=0.3)
