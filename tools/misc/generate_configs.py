@@ -394,40 +394,22 @@ def gen_model_bases() -> None:
                 '        std=[68.5005327, 66.6321579, 70.32316305],\n'
                 '        to_rgb=True))\n')
             emit(f'_base_/models/{method}_{slug}.py', text)
-    # Linear probe: mmpretrain's ViT with CLIP's image tower weights.
-    for key, patch in (('vit-b16', 16), ('vit-b32', 32)):
-        slug = BACKBONES[key][1]
+    # Linear probe: CLIP's own frozen image tower + a linear head.
+    for key, (arch, slug, title, dim) in BACKBONES.items():
         text = f'''\
-# Linear probe of CLIP ViT-B/{patch}: frozen image tower + linear classifier,
-# built from mmpretrain parts only: its ViT in CLIP's layout (pre-norm,
-# QuickGELU, LN eps 1e-5, no patch-embedding bias), features = ln_post of
-# the class token (768-d, before CLIP's 768->512 projection, which needs a
-# module mmpretrain registers only with `transformers` installed; see
-# configs/linear_probe/README.md). The weights are OpenAI's, converted to
-# mmpretrain's keys by mmpretrain's converter (README); frozen_stages=12
-# freezes the whole tower.
-clip_checkpoint = 'checkpoints/clip-{slug}_openai_mmpretrain.pth'
+# Linear probe of CLIP {title}: a linear classifier on the frozen image
+# features of CLIP's own tower, after its projection ({dim}-d), as the
+# original extracts them (clip_model.visual(x)). The weights come from
+# model.backbone.pretrained, in any form OpenCLIP takes.
 model = dict(
     type='ImageClassifier',
     backbone=dict(
-        type='VisionTransformer',
-        arch='base',
-        img_size=224,
-        patch_size={patch},
-        drop_rate=0.,
-        norm_cfg=dict(type='LN', eps=1e-5),
-        layer_cfgs=dict(act_cfg=dict(type='QuickGELU')),
-        pre_norm=True,
-        final_norm=True,
-        out_type='cls_token',
-        frozen_stages=12,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=clip_checkpoint, prefix='visual.')),
+        type='OpenCLIPImageBackbone', arch='{arch}', pretrained='openai'),
     neck=None,
     head=dict(
         type='LinearClsHead',
         num_classes=1000,
-        in_channels=768,
+        in_channels={dim},
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         topk=(1, )),
     data_preprocessor=dict(
@@ -796,7 +778,7 @@ def gen_zeroshot() -> None:
 
 
 def gen_linear_probe() -> None:
-    for bb in ('vit-b16', 'vit-b32'):
+    for bb in BACKBONES:
         slug = BACKBONES[bb][1]
         for key, (dtype, _, n_cls, dslug, title) in DATASETS.items():
             for k in SHOTS:

@@ -64,9 +64,12 @@ class PromptClassifier(BaseClassifier):
                 mean=CLIP_MEAN,
                 std=CLIP_STD,
                 to_rgb=True)
-        elif isinstance(data_preprocessor, dict):
+        if isinstance(data_preprocessor, dict):
             data_preprocessor = dict(data_preprocessor)
             data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
+            # Through mmprompt's registry, so that mmpretrain's preprocessors
+            # resolve whatever the current default scope.
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(
             init_cfg=init_cfg, data_preprocessor=data_preprocessor)
         self.clip = MODELS.build(clip) if isinstance(clip, dict) else clip

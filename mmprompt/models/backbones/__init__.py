@@ -1,0 +1,4 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+from .openclip_image import OpenCLIPImageBackbone
+
+__all__ = ['OpenCLIPImageBackbone']
