@@ -10,7 +10,6 @@ import importlib.util
 import json
 import math
 import os
-import os.path as osp
 import re
 import tempfile
 from pathlib import Path
@@ -336,8 +335,7 @@ def test_linear_probe_is_a_linear_head_on_clip_image_features():
 
     from mmprompt.registry import MODELS
     cfg = Config.fromfile(
-        str(CONFIG_ROOT / '_base_' / 'models' /
-            'linear-probe_resnet50.py'),
+        str(CONFIG_ROOT / '_base_' / 'models' / 'linear-probe_resnet50.py'),
         format_python_code=False)
     model_cfg = _tiny_model_cfg(cfg.model.to_dict())
     model_cfg['backbone']['arch'] = 'mmprompt-tiny-rn'
