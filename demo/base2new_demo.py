@@ -86,7 +86,6 @@ def main() -> None:
     if args.epochs is not None:
         cfg.train_cfg.max_epochs = args.epochs
         cfg.param_scheduler.T_max = args.epochs
-        cfg.default_hooks.checkpoint.interval = args.epochs
     runner = Runner.from_cfg(cfg)
     runner.train()
     checkpoint = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')

@@ -35,6 +35,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
+from mmprompt.engine import registry_hint
 from mmprompt.models.utils.coop_checkpoint import convert_coop_state_dict
 from mmprompt.utils import UnsafeCheckpointError, load_checkpoint_file
 
@@ -202,10 +203,12 @@ class CheckpointCheckHook(Hook):
         }
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        # Extra state (the classes of class-specific contexts) is optional
+        # and variable-sized; the prompt learner checks it itself.
         expected = {
             k: v
             for k, v in model.state_dict().items()
-            if isinstance(v, torch.Tensor)
+            if isinstance(v, torch.Tensor) and not k.endswith('_extra_state')
         }
         missing = sorted(set(expected) - set(state_dict))
         if missing:
@@ -401,19 +404,24 @@ def main(argv=None) -> Optional[dict]:
         read_checkpoint(osp.expanduser(args.checkpoint))
     cfg = merge_args(Config.fromfile(args.config), args)
 
-    runner = Runner.from_cfg(cfg)
-    if args.checkpoint is not None:
-        runner.register_hook(CheckpointCheckHook(args.checkpoint))
-    if not args.no_progress:
-        runner.register_hook(TestProgressHook())
-    if args.out is not None and args.out_item == 'pred':
-        evaluator = runner.test_loop.evaluator
-        evaluator.metrics.append(
-            PredictionDumper(
-                args.out,
-                class_names=(evaluator.dataset_meta or {}).get('classes')))
     try:
+        runner = Runner.from_cfg(cfg)
+        if args.checkpoint is not None:
+            runner.register_hook(CheckpointCheckHook(args.checkpoint))
+        if not args.no_progress:
+            runner.register_hook(TestProgressHook())
+        if args.out is not None and args.out_item == 'pred':
+            evaluator = runner.test_loop.evaluator
+            evaluator.metrics.append(
+                PredictionDumper(
+                    args.out,
+                    class_names=(evaluator.dataset_meta or {}).get('classes')))
         metrics = runner.test()
+    except KeyError as err:
+        hint = registry_hint(err)
+        if hint is None:
+            raise
+        raise SystemExit(f'test.py: error: {hint}') from None
     except CheckpointMismatchError as err:
         raise SystemExit(f'test.py: error: {err}') from None
     if args.out is not None and args.out_item == 'metrics' \

@@ -7,6 +7,12 @@ Examples:
     python tools/train.py CONFIG --resume             # the last checkpoint
     python tools/train.py CONFIG --resume work_dirs/run1/epoch_5.pth
     tools/dist_train.sh CONFIG 8                      # 8 GPUs, torchrun
+    torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
+
+A run that does not resume refuses a work dir that already holds
+checkpoints (they would be overwritten): pass --resume, another --work-dir,
+or move them away. Without a GPU, ``--launcher pytorch`` trains on CPUs with
+gloo. docs/reliability.md says what survives a crash.
 """
 import argparse
 import logging
@@ -20,6 +26,11 @@ import mmprompt  # noqa: F401  # isort: skip
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
+
+from mmprompt.engine import (CheckpointFitHook, CheckpointMismatchError,
+                             existing_checkpoints, registry_hint,
+                             setup_cpu_distributed)
+from mmprompt.utils import CorruptCheckpointError, UnsafeCheckpointError
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -138,7 +149,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = None
         last = osp.join(cfg.work_dir, 'last_checkpoint')
-        if not osp.isfile(last):
+        if not existing_checkpoints(cfg.work_dir):
             print_log(
                 f'--resume: no checkpoint to resume from in {cfg.work_dir!r} '
                 f'({last!r} does not exist); training starts from scratch',
@@ -176,6 +187,45 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def check_work_dir(cfg: Config) -> None:
+    """Refuse to start a new run over the checkpoints of another.
+
+    A run that does not resume would write ``epoch_1.pth`` ... and
+    ``last_checkpoint`` over those of the run already in the work dir.
+
+    Args:
+        cfg (Config): The merged config.
+
+    Raises:
+        SystemExit: ``cfg.work_dir`` holds checkpoints and ``cfg.resume``
+            is not set.
+    """
+    if cfg.get('resume'):
+        return
+    found = existing_checkpoints(cfg.work_dir)
+    if found:
+        shown = ', '.join(found[:5]) + (', ...' if len(found) > 5 else '')
+        raise SystemExit(
+            f'train.py: error: work dir {cfg.work_dir!r} already holds the '
+            f'checkpoints of a run ({shown}); a new run would overwrite '
+            'them. Pass --resume to continue that run, --work-dir for a new '
+            'folder, or move them away.')
+
+
+def warn_unsafe_checkpointing(cfg: Config) -> None:
+    """Say when the config's checkpoints are not written atomically."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    kind = hook.get('type') if isinstance(hook, dict) else type(hook).__name__
+    if kind not in (None, 'SafeCheckpointHook', 'mmprompt.SafeCheckpointHook'):
+        print_log(
+            f'default_hooks.checkpoint is {kind!r}: a kill while it writes '
+            'can leave a half-written checkpoint; SafeCheckpointHook (the '
+            'default of configs/_base_/default_runtime.py) writes '
+            'atomically and resumes bit-identically',
+            logger='current',
+            level=logging.WARNING)
+
+
 def main(argv=None) -> None:
     """Entry point of ``tools/train.py``."""
     args = parse_args(argv)
@@ -183,8 +233,23 @@ def main(argv=None) -> None:
         raise SystemExit(f'train.py: error: config {args.config!r}: no such '
                          'file')
     cfg = merge_args(Config.fromfile(args.config), args)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    check_work_dir(cfg)
+    warn_unsafe_checkpointing(cfg)
+    setup_cpu_distributed(cfg)
+    try:
+        runner = Runner.from_cfg(cfg)
+        # mmengine loads with strict=False and only warns on a misshapen
+        # tensor: a checkpoint of another arch or n_ctx is refused instead.
+        runner.register_hook(CheckpointFitHook())
+        runner.train()
+    except KeyError as err:
+        hint = registry_hint(err)
+        if hint is None:
+            raise
+        raise SystemExit(f'train.py: error: {hint}') from None
+    except (CheckpointMismatchError, CorruptCheckpointError,
+            UnsafeCheckpointError) as err:
+        raise SystemExit(f'train.py: error: {err}') from None
 
 
 if __name__ == '__main__':

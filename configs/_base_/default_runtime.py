@@ -7,10 +7,21 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # Only the last epoch is saved, as the original (CHECKPOINT_FREQ=0); the
-    # checkpoint holds the learned prompt only (tens of kilobytes).
-    checkpoint=dict(type='CheckpointHook', interval=-1, save_last=True),
+    # A checkpoint after every epoch, written atomically, the last two kept
+    # (the original keeps only the last, CHECKPOINT_FREQ=0): a crash costs
+    # at most the epoch under way and `--resume` ends bit-identical to an
+    # uninterrupted run (docs/reliability.md). A checkpoint holds the learned
+    # prompt and its optimizer state only (tens of kilobytes).
+    checkpoint=dict(
+        type='SafeCheckpointHook',
+        interval=1,
+        max_keep_ckpts=2,
+        save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Stops at the first infinite or NaN loss, naming the iteration, as the
+    # original's `detect_anomaly`. Here rather than in custom_hooks, which
+    # configs replace (the linear probe's `custom_hooks = []`).
+    finite_loss=dict(type='FiniteLossHook'),
 )
 # Gives the model the class names of the dataset of each stage (train,
 # val, test), e.g. the new classes of a base-to-new test.

@@ -88,8 +88,11 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=16),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs),
+    # As configs/_base_/default_runtime.py: atomic checkpoints every epoch,
+    # the last two kept, and a stop at the first non-finite loss.
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    finite_loss=dict(type='FiniteLossHook'),
 )
 custom_hooks = [dict(type='ClassNamesHook')]
 log_processor = dict(by_epoch=True)

@@ -231,6 +231,21 @@ class CoOpDataset(BaseDataset):
                 f'split {self.split!r} do not exist, e.g. {missing[:3]}. '
                 f'Check data_root and the image folder. {DOCS_HINT}')
 
+    def prepare_data(self, idx: int):
+        """Load and transform one item, naming the file when it fails.
+
+        mmcv's pillow decoder reports an unreadable image without its path
+        (``cannot identify image file <_io.BytesIO ...>``).
+        """
+        try:
+            return super().prepare_data(idx)
+        except (OSError, ValueError) as err:
+            path = self.get_data_info(idx).get('img_path')
+            raise OSError(
+                f'cannot read image {path!r} (item {idx} of the '
+                f'{self.split} split of {type(self).__name__}): '
+                f'{type(err).__name__}: {err}') from err
+
     def extra_repr(self) -> List[str]:
         """The extra repr information of the dataset."""
         body = super().extra_repr()

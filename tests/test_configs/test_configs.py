@@ -143,7 +143,12 @@ def test_common_fields(configs):
             assert cfg.model.clip.pretrained == 'openai'
             assert cfg.model.data_preprocessor.to_rgb
         assert cfg.default_hooks.checkpoint == dict(
-            type='CheckpointHook', interval=-1, save_last=True), rel
+            type='SafeCheckpointHook',
+            interval=1,
+            max_keep_ckpts=2,
+            save_last=True), rel
+        assert cfg.default_hooks.finite_loss == dict(
+            type='FiniteLossHook'), rel
         assert cfg.test_dataloader.batch_size == 100, rel
         assert cfg.test_dataloader.dataset.split == 'test', rel
         assert cfg.test_evaluator.type == 'Accuracy', rel
@@ -517,9 +522,9 @@ def test_runner_trains_entry_configs(configs, dataset_trees, tmp_path):
         runner.train()
         metrics = runner.test()
         assert 'accuracy/top1' in metrics
+        # A checkpoint after every epoch, the last two kept.
+        assert (tmp_path / rel / 'epoch_1.pth').is_file()
         assert (tmp_path / rel / 'epoch_2.pth').is_file()
-        # Only the last epoch is saved.
-        assert not (tmp_path / rel / 'epoch_1.pth').exists()
         lrs = runner.param_schedulers[0].lr_at(0, 0.002)
         assert lrs == 1e-5
 

@@ -1,6 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """What CoOp and CoCoOp prompt learners share: context init and class names.
 """
+import json
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -201,14 +202,28 @@ class BasePromptLearner(BaseModule):
         if self.csc:
             self.trained_class_names = list(names)
 
-    def get_extra_state(self) -> dict:
-        """Saved with the parameters: the classes of class-specific contexts.
-        """
-        return {'csc_class_names': self.trained_class_names}
+    def get_extra_state(self) -> torch.Tensor:
+        """Saved with the parameters: the classes of class-specific contexts,
+        as UTF-8 JSON bytes (empty otherwise).
 
-    def set_extra_state(self, state: dict) -> None:
-        names = state.get('csc_class_names') if isinstance(state,
-                                                           dict) else None
+        A tensor rather than a Python object, because mmengine broadcasts
+        every ``state_dict()`` value between processes before distributed
+        training, and its broadcast takes tensors only.
+        """
+        if not self.csc or self.trained_class_names is None:
+            return torch.zeros(0, dtype=torch.uint8)
+        data = json.dumps(self.trained_class_names).encode('utf-8')
+        return torch.tensor(list(data), dtype=torch.uint8)
+
+    def set_extra_state(self, state) -> None:
+        if isinstance(state, torch.Tensor):
+            names = (
+                json.loads(bytes(state.tolist()).decode('utf-8'))
+                if state.numel() else None)
+        elif isinstance(state, dict):  # written by mmprompt 0.1 pre-release
+            names = state.get('csc_class_names')
+        else:
+            names = None
         if not self.csc or names is None:
             return
         if self.class_names and list(names) != self.class_names:
