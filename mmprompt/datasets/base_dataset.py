@@ -241,10 +241,9 @@ class CoOpDataset(BaseDataset):
             return super().prepare_data(idx)
         except (OSError, ValueError) as err:
             path = self.get_data_info(idx).get('img_path')
-            raise OSError(
-                f'cannot read image {path!r} (item {idx} of the '
-                f'{self.split} split of {type(self).__name__}): '
-                f'{type(err).__name__}: {err}') from err
+            raise OSError(f'cannot read image {path!r} (item {idx} of the '
+                          f'{self.split} split of {type(self).__name__}): '
+                          f'{type(err).__name__}: {err}') from err
 
     def extra_repr(self) -> List[str]:
         """The extra repr information of the dataset."""

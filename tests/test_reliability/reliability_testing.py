@@ -6,7 +6,6 @@ Imported by the tests and, through ``custom_imports``, by the training
 processes they start (for :class:`KillDuringSaveHook`), so it lives beside
 the tests under a name no other test module uses.
 """
-import json
 import os
 import signal
 import socket
@@ -258,5 +257,3 @@ class KillDuringSaveHook(Hook):
             os.kill(os.getpid(), signal.SIGKILL)
 
         LocalBackend.put = put
-
-

@@ -198,7 +198,6 @@ def test_learned_state_is_all_tensors():
     assert not wrong, f'{wrong} are not tensors: --launcher pytorch fails'
 
 
-
 def test_two_processes_equal_one_with_the_same_global_batch(tiny):
     """torchrun, 2 CPU processes with gloo, batch 2 each == 1 process with
     batch 4, after 6 steps; DDP wraps the prompt learner (the frozen CLIP
@@ -209,9 +208,7 @@ def test_two_processes_equal_one_with_the_same_global_batch(tiny):
     two = write_config(
         root / 'two.py', tiny['data'], augment=False, batch_size=2, epochs=2)
     single = start_train([str(one), '--work-dir', str(root / 'one')], root)
-    dist = start_torchrun(
-        2, [str(two), '--work-dir', str(root / 'two')],
-        root)
+    dist = start_torchrun(2, [str(two), '--work-dir', str(root / 'two')], root)
     log = finish(dist)
     assert dist.returncode == 0, log[-5000:]
     assert 'Distributed training: True' in log
