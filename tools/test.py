@@ -36,7 +36,8 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from mmprompt.engine import registry_hint
-from mmprompt.models.utils.coop_checkpoint import convert_coop_state_dict
+from mmprompt.models.utils.coop_checkpoint import (convert_coop_state_dict,
+                                                   is_original_checkpoint)
 from mmprompt.utils import UnsafeCheckpointError, load_checkpoint_file
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
@@ -114,20 +115,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def default_work_dir(config_path: str) -> str:
     """``./work_dirs/<config file name without extension>``."""
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
-
-
-def is_original_checkpoint(checkpoint: Any) -> bool:
-    """Whether ``checkpoint`` was written by the original CoOp / CoCoOp code.
-
-    The original saves the prompt learner's own state dict, so ``ctx`` is a
-    top-level key of ``state_dict``; mmprompt saves the whole model's, where
-    it is ``head.prompt_learner.ctx``.
-    """
-    state_dict = checkpoint
-    if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
-        state_dict = checkpoint['state_dict']
-    return isinstance(state_dict, dict) and any(
-        k in ('ctx', 'module.ctx') for k in state_dict)
 
 
 def read_checkpoint(path: str) -> Dict[str, Any]:

@@ -5,7 +5,9 @@ from typing import Any, Dict
 
 import torch
 
-__all__ = ['convert_coop_state_dict', 'LEARNER_PREFIX']
+__all__ = [
+    'convert_coop_state_dict', 'is_original_checkpoint', 'LEARNER_PREFIX'
+]
 
 #: Where a PromptClassifier keeps its prompt learner's state.
 LEARNER_PREFIX = 'head.prompt_learner.'
@@ -14,6 +16,20 @@ LEARNER_PREFIX = 'head.prompt_learner.'
 _REBUILT = ('token_prefix', 'token_suffix')
 _LEARNED = ('ctx', 'meta_net.linear1.weight', 'meta_net.linear1.bias',
             'meta_net.linear2.weight', 'meta_net.linear2.bias')
+
+
+def is_original_checkpoint(checkpoint: Any) -> bool:
+    """Whether ``checkpoint`` was written by the original CoOp / CoCoOp code.
+
+    The original saves the prompt learner's own state dict, so ``ctx`` is a
+    top-level key of ``state_dict``; mmprompt saves the whole model's, where
+    it is ``head.prompt_learner.ctx``.
+    """
+    state_dict = checkpoint
+    if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
+        state_dict = checkpoint['state_dict']
+    return isinstance(state_dict, dict) and any(
+        k in ('ctx', 'module.ctx') for k in state_dict)
 
 
 def convert_coop_state_dict(checkpoint: Any,
