@@ -82,11 +82,10 @@ setup(
     keywords='prompt learning, CLIP, CoOp, CoCoOp, OpenMMLab, mmpretrain',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
     include_package_data=True,
-    package_data={'mmprompt': ['models/clip/model_configs/*.json']},
+    package_data={'mmprompt.models.clip': ['model_configs/*.json']},
     python_requires='>=3.9',
-    license='Apache License 2.0',
+    license='Apache-2.0',
     classifiers=[
-        'License :: OSI Approved :: Apache Software License',
         'Programming Language :: Python :: 3',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',
     ],

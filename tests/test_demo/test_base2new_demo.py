@@ -17,9 +17,11 @@ def test_demo_data_is_a_coop_split_and_is_reused(tmp_path):
     root = tmp_path / 'demo'
     paths = prepare_demo_data(str(root), images_per_class=10)
     split = json.loads(Path(paths['split_file']).read_text())
-    assert {len(split[k]) for k in ('train', 'val', 'test')} == {
-        5 * len(DEMO_CLASSES), 2 * len(DEMO_CLASSES), 3 * len(DEMO_CLASSES)
-    }
+    assert {len(split[k])
+            for k in ('train', 'val', 'test')} == {
+                5 * len(DEMO_CLASSES), 2 * len(DEMO_CLASSES),
+                3 * len(DEMO_CLASSES)
+            }
     impath, label, name = split['train'][0]
     assert (root / 'images' / impath).is_file()
     assert DEMO_CLASSES[label] == name
@@ -37,16 +39,15 @@ def test_demo_never_writes_into_a_foreign_folder(tmp_path):
 
 
 def test_readme_demo_learns(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable, 'demo/base2new_demo.py', '--data-root',
-            str(tmp_path / 'data'), '--work-dir',
-            str(tmp_path / 'work')
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600)
+    result = subprocess.run([
+        sys.executable, 'demo/base2new_demo.py', '--data-root',
+        str(tmp_path / 'data'), '--work-dir',
+        str(tmp_path / 'work')
+    ],
+                            cwd=REPO,
+                            capture_output=True,
+                            text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     rows = {
