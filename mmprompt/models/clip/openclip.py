@@ -500,8 +500,10 @@ class OpenCLIP(BaseModule):
                 x = self._finish_block(block, x, heads)
         return cache
 
-    def encode_suffix(self, cache: List[tuple], suffix: torch.Tensor,
-                      eot: torch.Tensor) -> torch.Tensor:
+    def encode_suffix(self,
+                      cache: List[tuple],
+                      suffix: torch.Tensor,
+                      eot: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Encode the rest of each prompt against its group's prefix.
 
         Args:
@@ -509,8 +511,10 @@ class OpenCLIP(BaseModule):
             suffix (Tensor): ``(G, K, S, W)`` embeddings of positions
                 ``P..P+S-1`` of the ``K`` prompts of each group (truncated
                 after the last EOT).
-            eot (Tensor): ``(K, )`` EOT index of each prompt within the
-                suffix.
+            eot (Tensor, optional): ``(K, )`` EOT index of each prompt
+                within the suffix. None when every prompt ends at its EOT
+                (the last position): the last layer then runs the EOT
+                position alone, the only one pooled. Defaults to None.
 
         Returns:
             Tensor: Projected features ``(G, K, embed_dim)``, equal to
@@ -529,9 +533,13 @@ class OpenCLIP(BaseModule):
                            dtype=dtype)
         mask[:, start:] = float('-inf')
         mask[:, start:].triu_(1)
-        for block, (prefix_k, prefix_v) in zip(tower.transformer.resblocks,
-                                               cache):
+        blocks = list(tower.transformer.resblocks)
+        for i, (block, (prefix_k, prefix_v)) in enumerate(zip(blocks,
+                                                              cache)):
             q, k, v = self._qkv(block, x)  # (G, K, heads, S, head_dim)
+            if eot is None and i + 1 == len(blocks):
+                # Nothing after the last layer reads the other positions.
+                q, x, mask = q[..., -1:, :], x[..., -1:, :], mask[-1:]
             scores = torch.cat([
                 torch.einsum('gkhsd,ghpd->gkhsp', q, prefix_k),
                 q @ k.transpose(-1, -2)
@@ -543,5 +551,8 @@ class OpenCLIP(BaseModule):
             heads = heads + weights[..., start:] @ v
             x = self._finish_block(block, x, heads)
         x = tower.ln_final(x)
-        x = x[:, torch.arange(x.shape[1], device=x.device), eot]
+        if eot is None:
+            x = x[:, :, -1]
+        else:
+            x = x[:, torch.arange(x.shape[1], device=x.device), eot]
         return self._project(x)

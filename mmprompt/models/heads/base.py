@@ -136,26 +136,61 @@ class BasePromptHead(ClsHead):
         num_classes = learner.tokenized_prompts.shape[0]
         chunks = self._chunks(groups, num_classes)
         if self.prefix_cache and clip.supports_prefix_cache:
-            start = 1 + ctx.shape[1]
-            # SOT is the same token for every class.
-            sot = learner.token_prefix[:1].expand(groups, -1, -1)
-            cache = clip.encode_prefix(
-                torch.cat([sot, ctx.to(sot.dtype)], dim=1))
-            suffix = learner.token_suffix[:, :learner.max_eot + 1 - start]
-            eot = learner.eot_index - start
+            return self._encode_with_prefix_cache(learner, ctx)
+        length = learner.max_eot + 1
+        tokens = learner.tokenized_prompts
 
-            def encode(lo, hi):
-                part = suffix[lo:hi].unsqueeze(0).expand(groups, -1, -1, -1)
-                return clip.encode_suffix(cache, part, eot[lo:hi])
-        else:
-            length = learner.max_eot + 1
-            tokens = learner.tokenized_prompts
-
-            def encode(lo, hi):
-                prompts = learner.build_prompts(ctx, slice(lo, hi), length)
-                features = clip.encode_text(
-                    prompts.flatten(0, 1), tokens[lo:hi].repeat(groups, 1))
-                return features.view(groups, hi - lo, -1)
+        def encode(lo, hi):
+            prompts = learner.build_prompts(ctx, slice(lo, hi), length)
+            features = clip.encode_text(
+                prompts.flatten(0, 1), tokens[lo:hi].repeat(groups, 1))
+            return features.view(groups, hi - lo, -1)
 
         return torch.cat([self._run(encode, lo, hi) for lo, hi in chunks],
                          dim=1)
+
+    def _length_buckets(self, learner: nn.Module) -> list:
+        """Classes grouped by prompt length: ``[(eot, [class, ...]), ...]``,
+        recomputed when the class names change."""
+        key = (id(learner), learner.names_version)
+        if getattr(self, '_buckets_key', None) != key:
+            buckets = {}
+            for index, eot in enumerate(learner.eot_index.tolist()):
+                buckets.setdefault(eot, []).append(index)
+            self._buckets = sorted(buckets.items())
+            self._buckets_key = key
+        return self._buckets
+
+    def _encode_with_prefix_cache(self, learner: nn.Module,
+                                  ctx: torch.Tensor) -> torch.Tensor:
+        """:meth:`encode_end_prompts` with ``[SOT][ctx]`` encoded once per
+        group, and the class-name positions in buckets of equal length: no
+        prompt runs past its own EOT, which is then the last position."""
+        clip = self.clip
+        groups, start = ctx.shape[0], 1 + ctx.shape[1]
+        num_classes = learner.tokenized_prompts.shape[0]
+        # SOT is the same token for every class.
+        sot = learner.token_prefix[:1].expand(groups, -1, -1)
+        cache = clip.encode_prefix(torch.cat([sot, ctx.to(sot.dtype)], dim=1))
+
+        def encode(part):
+            return clip.encode_suffix(
+                cache,
+                part.unsqueeze(0).expand(groups, -1, -1, -1))
+
+        step = num_classes
+        if self.text_chunk_size is not None:
+            step = max(1, self.text_chunk_size // groups)
+        device = learner.token_suffix.device
+        order, features = [], []
+        for eot, classes in self._length_buckets(learner):
+            for lo in range(0, len(classes), step):
+                chosen = classes[lo:lo + step]
+                index = torch.tensor(chosen, device=device)
+                part = learner.token_suffix[index, :eot + 1 - start]
+                features.append(self._run(encode, part))  # (G, k, D)
+                order.extend(chosen)
+        features = torch.cat(features, dim=1)
+        inverse = torch.empty(num_classes, dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(num_classes)
+        return features[:, inverse.to(features.device)]
