@@ -534,8 +534,7 @@ class OpenCLIP(BaseModule):
         mask[:, start:] = float('-inf')
         mask[:, start:].triu_(1)
         blocks = list(tower.transformer.resblocks)
-        for i, (block, (prefix_k, prefix_v)) in enumerate(zip(blocks,
-                                                              cache)):
+        for i, (block, (prefix_k, prefix_v)) in enumerate(zip(blocks, cache)):
             q, k, v = self._qkv(block, x)  # (G, K, heads, S, head_dim)
             if eot is None and i + 1 == len(blocks):
                 # Nothing after the last layer reads the other positions.
