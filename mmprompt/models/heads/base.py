@@ -28,6 +28,9 @@ class BasePromptHead(ClsHead):
     attend to their cached keys and values (exact under the causal mask).
 
     Args:
+        prompt_learner (dict, optional): Config of the prompt learner, built
+            with the head's CLIP; None for heads without one (zero-shot).
+            Defaults to None.
         clip (OpenCLIP | dict): The frozen CLIP, shared with the classifier
             (which passes it), or its config.
         loss (dict): Config of the loss. Defaults to
@@ -48,6 +51,7 @@ class BasePromptHead(ClsHead):
     """
 
     def __init__(self,
+                 prompt_learner: Optional[dict] = None,
                  clip: Union[nn.Module, dict, None] = None,
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  topk: Union[int, Tuple[int]] = (1, ),
@@ -73,14 +77,18 @@ class BasePromptHead(ClsHead):
         self.prefix_cache = prefix_cache
         self.text_chunk_size = text_chunk_size
         self.grad_checkpointing = grad_checkpointing
+        if prompt_learner is not None:
+            self.prompt_learner = MODELS.build(
+                prompt_learner, default_args=dict(clip=self.clip))
 
     @property
     def class_names(self) -> list:
-        raise NotImplementedError
+        """The classes the head scores now, in label order."""
+        return self.prompt_learner.class_names
 
     def set_class_names(self, class_names: Sequence[str]) -> None:
         """Set the classes the head scores, in label order."""
-        raise NotImplementedError
+        self.prompt_learner.set_class_names(class_names)
 
     def cosine_logits(self, image_features: torch.Tensor,
                       text_features: torch.Tensor) -> torch.Tensor:

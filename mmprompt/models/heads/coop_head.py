@@ -1,9 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """CoOp's head: one prompt per class, shared by every image."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import Tuple
 
 import torch
-import torch.nn as nn
 
 from mmprompt.registry import MODELS
 from .base import BasePromptHead
@@ -52,37 +51,10 @@ class CoOpHead(BasePromptHead):
         torch.Size([2, 3])
     """
 
-    def __init__(self,
-                 prompt_learner: dict,
-                 clip: Union[nn.Module, dict, None] = None,
-                 loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
-                 topk: Union[int, Tuple[int]] = (1, ),
-                 cal_acc: bool = False,
-                 prefix_cache: bool = True,
-                 text_chunk_size: Optional[int] = None,
-                 grad_checkpointing: bool = False,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(
-            clip=clip,
-            loss=loss,
-            topk=topk,
-            cal_acc=cal_acc,
-            prefix_cache=prefix_cache,
-            text_chunk_size=text_chunk_size,
-            grad_checkpointing=grad_checkpointing,
-            init_cfg=init_cfg)
-        self.prompt_learner = MODELS.build(
-            prompt_learner, default_args=dict(clip=self.clip))
-        self._cache_key = None
-        self._cached_features = None
-
-    @property
-    def class_names(self) -> list:
-        return self.prompt_learner.class_names
-
-    def set_class_names(self, class_names: Sequence[str]) -> None:
-        self.prompt_learner.set_class_names(class_names)
-        self._cached_features = None
+    # Text features of the last evaluation, and what they were computed
+    # from (class names and parameter versions).
+    _cache_key = None
+    _cached_features = None
 
     def _state_key(self) -> tuple:
         params = tuple((p.data_ptr(), p._version, p.dtype)
