@@ -31,11 +31,11 @@ from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook, LoggerHook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
-from mmprompt.engine import registry_hint
+from mmprompt.engine import (CheckpointMismatchError, check_checkpoint_fits,
+                             registry_hint)
 from mmprompt.models.utils.coop_checkpoint import (convert_coop_state_dict,
                                                    is_original_checkpoint)
 from mmprompt.utils import UnsafeCheckpointError, load_checkpoint_file
@@ -149,11 +149,6 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     return checkpoint
 
 
-class CheckpointMismatchError(ValueError):
-    """The checkpoint does not hold the learned state of the config's model.
-    """
-
-
 class CheckpointCheckHook(Hook):
     """Convert original checkpoints and refuse ones that do not fit.
 
@@ -183,39 +178,9 @@ class CheckpointCheckHook(Hook):
             checkpoint.update(
                 state_dict=converted,
                 meta=dict(epoch=epoch, converted_from=self.path))
-        state_dict = checkpoint.get('state_dict', checkpoint)
-        state_dict = {
-            (k[len('module.'):] if k.startswith('module.') else k): v
-            for k, v in state_dict.items()
-        }
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        # Extra state (the classes of class-specific contexts) is optional
-        # and variable-sized; the prompt learner checks it itself.
-        expected = {
-            k: v
-            for k, v in model.state_dict().items()
-            if isinstance(v, torch.Tensor) and not k.endswith('_extra_state')
-        }
-        missing = sorted(set(expected) - set(state_dict))
-        if missing:
-            raise CheckpointMismatchError(
-                f'checkpoint {self.path!r} does not hold {missing} of the '
-                f'model of the config (it holds {sorted(state_dict)[:8]}). '
-                'Give a checkpoint of this method (tools/train.py writes '
-                'head.prompt_learner.*) or the config it was trained with.')
-        wrong = [
-            f'{k}: {tuple(state_dict[k].shape)} in the checkpoint, '
-            f'{tuple(v.shape)} in the model' for k, v in expected.items()
-            if isinstance(state_dict[k], torch.Tensor)
-            and state_dict[k].shape != v.shape
-        ]
-        if wrong:
-            raise CheckpointMismatchError(
-                f'checkpoint {self.path!r} does not fit the model of the '
-                f'config: {"; ".join(wrong)}. The config must build the '
-                'prompt learner it was trained with (arch, n_ctx, '
-                'ctx_init, csc and the number of classes for csc).')
+        check_checkpoint_fits(runner.model,
+                              checkpoint.get('state_dict', checkpoint),
+                              self.path)
 
 
 class PredictionDumper(BaseMetric):

@@ -15,6 +15,7 @@ from mmengine.runner import CheckpointLoader
 
 # Registers mmprompt's modules and its weights_only checkpoint loaders.
 import mmprompt  # noqa: F401  # isort: skip
+from mmprompt.engine import check_checkpoint_fits
 from mmprompt.models.utils.coop_checkpoint import (convert_coop_state_dict,
                                                    is_original_checkpoint)
 from mmprompt.registry import DATASETS, MODELS, TRANSFORMS
@@ -143,25 +144,17 @@ class PromptInferencer:
             state_dict = convert_coop_state_dict(state_dict)
         if is_model_wrapper(model):
             model = model.module
-        # Strict but for the optional extra state (the classes of
-        # class-specific contexts), which converted checkpoints lack.
-        try:
-            result = model.load_state_dict(state_dict, strict=False)
-        except RuntimeError as err:  # shapes that do not fit
+        # Every learned tensor, with its shape (the extra state, the classes
+        # of class-specific contexts, is optional: converted checkpoints
+        # lack it), and nothing the model does not have.
+        check_checkpoint_fits(model, state_dict, path)
+        result = model.load_state_dict(state_dict, strict=False)
+        if result.unexpected_keys:
             raise ValueError(
-                f'checkpoint {path!r} does not fit the model of the config '
-                f'({err}). The config must build the prompt learner the '
-                'checkpoint was trained with (arch, n_ctx, ctx_init, csc).'
-            ) from None
-        missing = [
-            k for k in result.missing_keys if not k.endswith('_extra_state')
-        ]
-        if missing or result.unexpected_keys:
-            raise ValueError(
-                f'checkpoint {path!r} does not fit the model of the config '
-                f'(missing {missing}, unexpected {result.unexpected_keys}). '
-                'The config must build the prompt learner the checkpoint '
-                'was trained with (arch, n_ctx, ctx_init, csc).')
+                f'checkpoint {path!r} does not fit the model of the config: '
+                f'it holds {result.unexpected_keys}, which the model does '
+                'not have. The config must build the prompt learner the '
+                'checkpoint was trained with (arch, n_ctx, ctx_init, csc).')
 
     @staticmethod
     def _build_pipelines(cfg: Config) -> Tuple[Compose, Compose]:
