@@ -173,6 +173,33 @@ def _n_classes(dataset: dict) -> int:
     }[sub]
 
 
+def _plain(value):
+    """Config values as plain lists and dicts (tuples read as lists)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def test_pipelines_are_the_verified_ones(configs):
+    """The configs' pipelines are the library's TRAIN_PIPELINE and
+    TEST_PIPELINE, which tests/test_datasets/test_pipelines.py checks
+    against the original's torchvision transforms."""
+    from mmprompt.datasets import TEST_PIPELINE, TRAIN_PIPELINE
+    train, test = _plain(TRAIN_PIPELINE), _plain(TEST_PIPELINE)
+    for rel, cfg in _mine(configs):
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            if cfg.get(loader) is None:
+                continue
+            expected = train if (loader == 'train_dataloader' and
+                                 not rel.startswith('linear_probe/')) \
+                else test
+            pipeline = _plain(cfg[loader].dataset.pipeline)
+            assert pipeline == expected, (rel, loader)
+
+
 def test_training_protocol(configs):
     for rel, cfg in _mine(configs):
         train = cfg.get('train_dataloader')
