@@ -140,11 +140,9 @@ class BasePromptHead(ClsHead):
             Tensor: ``(G, K, D)``.
         """
         clip = self.clip
-        groups = ctx.shape[0]
-        num_classes = learner.tokenized_prompts.shape[0]
-        chunks = self._chunks(groups, num_classes)
         if self.prefix_cache and clip.supports_prefix_cache:
             return self._encode_with_prefix_cache(learner, ctx)
+        groups = ctx.shape[0]
         length = learner.max_eot + 1
         tokens = learner.tokenized_prompts
 
@@ -154,6 +152,7 @@ class BasePromptHead(ClsHead):
                 prompts.flatten(0, 1), tokens[lo:hi].repeat(groups, 1))
             return features.view(groups, hi - lo, -1)
 
+        chunks = self._chunks(groups, learner.tokenized_prompts.shape[0])
         return torch.cat([self._run(encode, lo, hi) for lo, hi in chunks],
                          dim=1)
 
