@@ -500,58 +500,98 @@ class OpenCLIP(BaseModule):
                 x = self._finish_block(block, x, heads)
         return cache
 
-    def encode_suffix(self,
-                      cache: List[tuple],
-                      suffix: torch.Tensor,
-                      eot: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Encode the rest of each prompt against its group's prefix.
+    def encode_suffix(self, cache: List[tuple], suffix: torch.Tensor,
+                      lengths: Sequence[int]) -> torch.Tensor:
+        """Encode the rest of many prompts against their group's prefix.
+
+        The prompts' remaining positions are packed one after the other, so
+        the linear layers (most of the work) run as few large matrix
+        products whatever the prompts' lengths; only attention runs per run
+        of equal-length prompts. Each prompt ends at its EOT, so no position
+        past it is encoded, and the last layer runs at the EOT alone.
+        The first layer's projections of the suffix do not depend on the
+        group and are computed once for all groups.
 
         Args:
-            cache (list): :meth:`encode_prefix` of the groups' prefixes.
-            suffix (Tensor): ``(G, K, S, W)`` embeddings of positions
-                ``P..P+S-1`` of the ``K`` prompts of each group (truncated
-                after the last EOT).
-            eot (Tensor, optional): ``(K, )`` EOT index of each prompt
-                within the suffix. None when every prompt ends at its EOT
-                (the last position): the last layer then runs the EOT
-                position alone, the only one pooled. Defaults to None.
+            cache (list): :meth:`encode_prefix` of the ``G`` groups'
+                prefixes of ``P`` positions.
+            suffix (Tensor): ``(N, W)`` embeddings of positions ``P`` to the
+                EOT of each prompt, the prompts one after the other; the
+                same for every group.
+            lengths (Sequence[int]): How many positions each prompt has
+                (``sum(lengths) == N``). Prompts of equal length should be
+                adjacent: each run of them shares one attention call.
 
         Returns:
-            Tensor: Projected features ``(G, K, embed_dim)``, equal to
-            :meth:`encode_text` of the full prompts.
+            Tensor: Projected features ``(G, len(lengths), embed_dim)``,
+            equal to :meth:`encode_text` of the full prompts.
         """
         tower = self._text
-        start = cache[0][0].shape[-2]
-        length = suffix.shape[-2]
-        dtype = self.dtype
-        x = suffix.to(dtype) + tower.positional_embedding[start:start +
-                                                          length].to(dtype)
-        # A suffix position sees the whole prefix, itself and the suffix
-        # positions before it.
-        mask = torch.zeros((length, start + length),
-                           device=x.device,
-                           dtype=dtype)
-        mask[:, start:] = float('-inf')
-        mask[:, start:].triu_(1)
         blocks = list(tower.transformer.resblocks)
+        groups, heads, start, head_dim = cache[0][0].shape
+        width = heads * head_dim
+        dtype, device = self.dtype, suffix.device
+        runs = []  # [length, number of prompts]
+        for length in lengths:
+            if runs and runs[-1][0] == length:
+                runs[-1][1] += 1
+            else:
+                runs.append([length, 1])
+        position = torch.cat([
+            torch.arange(start, start + length, device=device).repeat(count)
+            for length, count in runs
+        ])
+        x = suffix.to(dtype) + tower.positional_embedding[position].to(dtype)
+        # A suffix position sees the whole prefix (no mask needed), itself
+        # and the earlier positions of its own prompt.
+        masks = {
+            length:
+            torch.full((length, length),
+                       float('-inf'),
+                       device=device,
+                       dtype=dtype).triu_(1)
+            for length, _ in runs
+        }
+        ends = torch.tensor(lengths, device=device).cumsum(0) - 1
+        run_sizes = [length * count for length, count in runs]
+        scale = head_dim**-0.5
         for i, (block, (prefix_k, prefix_v)) in enumerate(zip(blocks, cache)):
-            q, k, v = self._qkv(block, x)  # (G, K, heads, S, head_dim)
-            if eot is None and i + 1 == len(blocks):
-                # Nothing after the last layer reads the other positions.
-                q, x, mask = q[..., -1:, :], x[..., -1:, :], mask[-1:]
-            scores = torch.cat([
-                torch.einsum('gkhsd,ghpd->gkhsp', q, prefix_k),
-                q @ k.transpose(-1, -2)
-            ],
-                               dim=-1)  # (G, K, heads, S, P + S)
-            weights = torch.softmax(scores * q.shape[-1]**-0.5 + mask, dim=-1)
-            heads = torch.einsum('gkhsp,ghpd->gkhsd', weights[..., :start],
-                                 prefix_v)
-            heads = heads + weights[..., start:] @ v
-            x = self._finish_block(block, x, heads)
-        x = tower.ln_final(x)
-        if eot is None:
-            x = x[:, :, -1]
-        else:
-            x = x[:, torch.arange(x.shape[1], device=x.device), eot]
-        return self._project(x)
+            last = i + 1 == len(blocks)
+            attn = block.attn
+            # (N, 3W) in the first layer, where x is shared; (G, N, 3W) after
+            qkv = F.linear(
+                block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+            outputs = []
+            # split, not slices: its backward is one concatenation
+            parts = qkv.split(run_sizes, dim=-2)
+            for (length, count), part in zip(runs, parts):
+                part = part.unflatten(-1, (3, heads, head_dim)).unflatten(
+                    -4, (count, length))  # (..., count, S, 3, heads, hd)
+                if part.dim() == 5:
+                    part = part.unsqueeze(0)
+                # each (G or 1, count, heads, S, head_dim)
+                q, k, v = part.movedim(-3, 0).transpose(-3, -2).unbind(0)
+                mask = masks[length]
+                if last:  # nothing after the last layer reads the others
+                    q, mask = q[..., -1:, :], mask[-1:]
+                q = q * scale
+                scores = torch.cat([
+                    torch.einsum('gchsd,ghpd->gchsp',
+                                 q.expand(groups, -1, -1, -1, -1), prefix_k),
+                    (q @ k.transpose(-1, -2) + mask).expand(
+                        groups, -1, -1, -1, -1)
+                ],
+                                   dim=-1)  # (G, count, heads, S, P + S)
+                to_prefix, to_suffix = torch.softmax(
+                    scores, dim=-1).split([start, length], dim=-1)
+                out = torch.einsum('gchsp,ghpd->gchsd', to_prefix, prefix_v)
+                out = out + to_suffix @ v  # (G, count, heads, S, head_dim)
+                outputs.append(
+                    out.transpose(-3, -2).reshape(groups, -1, width))
+            out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]
+            if last:
+                x = x[..., ends, :]
+            out = F.linear(out, attn.out_proj.weight, attn.out_proj.bias)
+            x = x + block.ls_1(out)
+            x = x + block.ls_2(block.mlp(block.ln_2(x)))
+        return self._project(tower.ln_final(x))

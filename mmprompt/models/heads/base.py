@@ -50,6 +50,11 @@ class BasePromptHead(ClsHead):
         init_cfg (dict, optional): Unused. Defaults to None.
     """
 
+    #: On a CPU, the prefix-cached path encodes at most about this many text
+    #: positions (images x class-name positions) per call of the text tower:
+    #: larger calls run no faster and fall out of the processor's cache.
+    CPU_TEXT_ROWS = 1024
+
     def __init__(self,
                  prompt_learner: Optional[dict] = None,
                  clip: Union[nn.Module, dict, None] = None,
@@ -156,48 +161,71 @@ class BasePromptHead(ClsHead):
         return torch.cat([self._run(encode, lo, hi) for lo, hi in chunks],
                          dim=1)
 
-    def _length_buckets(self, learner: nn.Module) -> list:
-        """Classes grouped by prompt length: ``[(eot, [class, ...]), ...]``,
-        recomputed when the class names change."""
-        key = (id(learner), learner.names_version)
-        if getattr(self, '_buckets_key', None) != key:
-            buckets = {}
-            for index, eot in enumerate(learner.eot_index.tolist()):
-                buckets.setdefault(eot, []).append(index)
-            self._buckets = sorted(buckets.items())
-            self._buckets_key = key
-        return self._buckets
+    def _suffix_plan(self, learner: nn.Module, groups: int,
+                     start: int) -> tuple:
+        """How :meth:`_encode_with_prefix_cache` splits the classes.
+
+        The classes are sorted by prompt length and cut into chunks of at
+        most ``text_chunk_size`` prompts and, on a CPU, about
+        ``CPU_TEXT_ROWS`` text positions, so one chunk's activations stay
+        in the processor's cache (on a GPU one chunk, as large as memory
+        allows, is fastest).
+
+        Returns:
+            tuple: ``(chunks, inverse)``: for each chunk the class and
+            position indices of its packed suffix and the prompts' lengths;
+            ``inverse`` puts the features back in label order.
+        """
+        device = learner.token_suffix.device
+        key = (id(learner), learner.names_version, groups, start, device)
+        if getattr(self, '_plan_key', None) == key:
+            return self._plan
+        lengths = [eot + 1 - start for eot in learner.eot_index.tolist()]
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        max_prompts = self.text_chunk_size or len(order) * groups
+        max_classes = max(1, max_prompts // groups)
+        max_rows = self.CPU_TEXT_ROWS if device.type == 'cpu' else None
+        chunks, current, rows = [], [], 0
+        for index in order:
+            rows_after = rows + groups * lengths[index]
+            if current and (len(current) == max_classes or
+                            (max_rows is not None and rows_after > max_rows)):
+                chunks.append(current)
+                current, rows_after = [], groups * lengths[index]
+            current.append(index)
+            rows = rows_after
+        chunks.append(current)
+        plan = []
+        for classes in chunks:
+            chunk_lengths = [lengths[index] for index in classes]
+            class_index = torch.tensor(
+                [index for index in classes for _ in range(lengths[index])],
+                device=device)
+            position = torch.cat(
+                [torch.arange(lengths[index]) for index in classes])
+            plan.append((class_index, position.to(device), chunk_lengths))
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        self._plan = (plan, inverse.to(device))
+        self._plan_key = key
+        return self._plan
 
     def _encode_with_prefix_cache(self, learner: nn.Module,
                                   ctx: torch.Tensor) -> torch.Tensor:
         """:meth:`encode_end_prompts` with ``[SOT][ctx]`` encoded once per
-        group, and the class-name positions in buckets of equal length: no
-        prompt runs past its own EOT, which is then the last position."""
+        group and the class-name positions of all prompts packed, each cut
+        at its own EOT (:meth:`OpenCLIP.encode_suffix`)."""
         clip = self.clip
         groups, start = ctx.shape[0], 1 + ctx.shape[1]
-        num_classes = learner.tokenized_prompts.shape[0]
         # SOT is the same token for every class.
         sot = learner.token_prefix[:1].expand(groups, -1, -1)
         cache = clip.encode_prefix(torch.cat([sot, ctx.to(sot.dtype)], dim=1))
+        chunks, inverse = self._suffix_plan(learner, groups, start)
 
-        def encode(part):
-            return clip.encode_suffix(
-                cache,
-                part.unsqueeze(0).expand(groups, -1, -1, -1))
+        def encode(class_index, position, lengths):
+            suffix = learner.token_suffix[class_index, position]  # (N, W)
+            return clip.encode_suffix(cache, suffix, lengths)
 
-        step = num_classes
-        if self.text_chunk_size is not None:
-            step = max(1, self.text_chunk_size // groups)
-        device = learner.token_suffix.device
-        order, features = [], []
-        for eot, classes in self._length_buckets(learner):
-            for lo in range(0, len(classes), step):
-                chosen = classes[lo:lo + step]
-                index = torch.tensor(chosen, device=device)
-                part = learner.token_suffix[index, :eot + 1 - start]
-                features.append(self._run(encode, part))  # (G, k, D)
-                order.extend(chosen)
-        features = torch.cat(features, dim=1)
-        inverse = torch.empty(num_classes, dtype=torch.long)
-        inverse[torch.tensor(order)] = torch.arange(num_classes)
-        return features[:, inverse.to(features.device)]
+        features = torch.cat([self._run(encode, *chunk) for chunk in chunks],
+                             dim=1)
+        return features[:, inverse]

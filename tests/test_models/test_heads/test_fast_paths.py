@@ -35,7 +35,24 @@ SETTINGS = [
     dict(prefix_cache=True, text_chunk_size=4),
     dict(prefix_cache=False, text_chunk_size=3, grad_checkpointing=True),
     dict(prefix_cache=True, text_chunk_size=2, grad_checkpointing=True),
+    # CPU calls of at most ~20 text positions: chunks that split runs of
+    # equal-length prompts and hold prompts of several lengths
+    dict(prefix_cache=True, cpu_text_rows=20),
 ]
+
+
+def build(clip, head, setting):
+    setting = dict(setting)
+    rows = setting.pop('cpu_text_rows', None)
+    model = MODELS.build(
+        dict(
+            type='PromptClassifier',
+            clip=clip,
+            head=dict(head, **setting),
+            class_names=NAMES))
+    if rows is not None:
+        model.head.CPU_TEXT_ROWS = rows
+    return model
 
 
 def straightforward_cocoop(clip, learner, images):
@@ -48,15 +65,11 @@ def straightforward_cocoop(clip, learner, images):
 @pytest.mark.parametrize('setting', SETTINGS)
 def test_cocoop_logits_and_gradients(clip, setting):
     torch.manual_seed(1)
-    model = MODELS.build(
+    model = build(
+        clip,
         dict(
-            type='PromptClassifier',
-            clip=clip,
-            head=dict(
-                type='CoCoOpHead',
-                prompt_learner=dict(type='CoCoOpPromptLearner', n_ctx=6),
-                **setting),
-            class_names=NAMES))
+            type='CoCoOpHead',
+            prompt_learner=dict(type='CoCoOpPromptLearner', n_ctx=6)), setting)
     learner = model.head.prompt_learner
     with torch.no_grad():
         for p in learner.meta_net.parameters():
@@ -80,18 +93,14 @@ def test_cocoop_logits_and_gradients(clip, setting):
 @pytest.mark.parametrize('position', ['end', 'front'])
 def test_coop_logits_and_gradients(clip, setting, position):
     torch.manual_seed(2)
-    model = MODELS.build(
+    model = build(
+        clip,
         dict(
-            type='PromptClassifier',
-            clip=clip,
-            head=dict(
-                type='CoOpHead',
-                prompt_learner=dict(
-                    type='CoOpPromptLearner',
-                    n_ctx=8,
-                    class_token_position=position),
-                **setting),
-            class_names=NAMES))
+            type='CoOpHead',
+            prompt_learner=dict(
+                type='CoOpPromptLearner',
+                n_ctx=8,
+                class_token_position=position)), setting)
     learner = model.head.prompt_learner
     images = images_for(clip)
     labels = torch.tensor([4, 0, 2])
@@ -142,3 +151,27 @@ def test_bad_chunk_size(clip):
                 clip=clip,
                 text_chunk_size=0,
                 prompt_learner=dict(type='CoCoOpPromptLearner')))
+
+
+def test_cpu_chunks_split_and_order_the_classes(clip):
+    """The packed path's plan: classes sorted by prompt length, cut into
+    chunks of at most CPU_TEXT_ROWS positions (or one class), and put back
+    in label order."""
+    model = build(
+        clip,
+        dict(
+            type='CoCoOpHead',
+            prompt_learner=dict(type='CoCoOpPromptLearner', n_ctx=4)),
+        dict(cpu_text_rows=12))
+    head, learner = model.head, model.head.prompt_learner
+    lengths = (learner.eot_index - 4).tolist()  # positions after SOT + ctx
+    chunks, inverse = head._suffix_plan(learner, 2, 5)
+    packed = [c for class_index, _, _ in chunks for c in class_index.tolist()]
+    order = list(dict.fromkeys(packed))
+    assert sorted(order) == list(range(len(NAMES)))
+    assert [lengths[c] for c in order] == sorted(lengths)
+    for class_index, position, chunk_lengths in chunks:
+        assert len(class_index) == len(position) == sum(chunk_lengths)
+        assert 2 * sum(chunk_lengths) <= 12 or len(chunk_lengths) == 1
+    assert torch.equal(torch.tensor(order)[inverse], torch.arange(len(NAMES)))
+    assert len(chunks) > 1
