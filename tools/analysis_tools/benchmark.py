@@ -698,30 +698,32 @@ def _sync(device: str) -> None:
 
 
 class _ImageTowerTimer:
-    """Seconds spent in the (frozen, identical in both paths) image tower,
-    from forward hooks: what the rest of a step is compared against."""
+    """Seconds spent in the (frozen) image tower: the time of the
+    ``encode_image`` calls a path makes, what the rest of a step is
+    compared against. mmprompt's is :meth:`OpenCLIP.encode_image`, the
+    straightforward path's open_clip's own ``encode_image``."""
 
-    def __init__(self, visual: nn.Module, device: str) -> None:
+    def __init__(self, owner: nn.Module, device: str) -> None:
         self.device = device
         self.seconds = 0.0
         self.per_step: List[float] = []
-        self._start = 0.0
-        self._handles = [
-            visual.register_forward_pre_hook(self._enter),
-            visual.register_forward_hook(self._exit)
-        ]
+        self._owner = owner
+        encode = owner.encode_image
 
-    def _enter(self, *_) -> None:
-        _sync(self.device)
-        self._start = time.perf_counter()
+        def timed(*args, **kwargs):
+            _sync(device)
+            start = time.perf_counter()
+            try:
+                return encode(*args, **kwargs)
+            finally:
+                _sync(device)
+                self.seconds += time.perf_counter() - start
 
-    def _exit(self, *_) -> None:
-        _sync(self.device)
-        self.seconds += time.perf_counter() - self._start
+        # An instance attribute in front of the method, removed afterwards.
+        object.__setattr__(owner, 'encode_image', timed)
 
     def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
+        object.__delattr__(self._owner, 'encode_image')
 
 
 def measure(model: nn.Module, setting: dict, path: str, mode: str) -> dict:
@@ -792,7 +794,8 @@ def measure(model: nn.Module, setting: dict, path: str, mode: str) -> dict:
     memory = PeakMemory(device)
     memory.start()
     seconds, cpu_seconds = [], []
-    image_tower = _ImageTowerTimer(model.clip.model.visual, device)
+    image_tower = _ImageTowerTimer(
+        model.clip if straight is None else straight, device)
     profiler = None
     if setting.get('profile'):
         profiler = torch.profiler.profile(

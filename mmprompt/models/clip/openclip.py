@@ -16,7 +16,8 @@ from open_clip.model import (CLIP, CustomTextCLIP,
                              build_model_from_openai_state_dict,
                              convert_to_custom_text_state_dict,
                              convert_weights_to_lp)
-from open_clip.transformer import ResidualAttentionBlock, TextTransformer
+from open_clip.transformer import (ResidualAttentionBlock, TextTransformer,
+                                   VisionTransformer)
 
 from mmprompt.registry import MODELS
 from .weights import PRETRAINED_FORMS, read_clip_weights
@@ -376,8 +377,57 @@ class OpenCLIP(BaseModule):
         return tokens.argmax(dim=-1)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """Image features ``(B, embed_dim)``, not normalised."""
-        return self.model.encode_image(images.to(self.image_dtype))
+        """Image features ``(B, embed_dim)``, not normalised.
+
+        Equal to open_clip's ``encode_image``; for a ViT pooled at its class
+        token, the last block runs at that token alone
+        (:attr:`pools_class_token`).
+        """
+        images = images.to(self.image_dtype)
+        if self.pools_class_token:
+            return self._encode_image_at_class_token(images)
+        return self.model.encode_image(images)
+
+    @property
+    def pools_class_token(self) -> bool:
+        """Whether the image tower is a ViT of open_clip's standard blocks
+        whose feature is the class token's output (CLIP's ViTs): then the
+        last block's queries, attention output and MLP are needed at that
+        token only, an exact saving of about 1/14 of the tower."""
+        visual = self.model.visual
+        return (type(visual) is VisionTransformer and visual.attn_pool is None
+                and visual.pool_type == 'tok' and not visual.output_tokens
+                and not visual.training and hasattr(visual, '_embeds') and all(
+                    type(b) is ResidualAttentionBlock
+                    and not hasattr(b, 'ln_1_kv')
+                    for b in visual.transformer.resblocks))
+
+    def _encode_image_at_class_token(self,
+                                     images: torch.Tensor) -> torch.Tensor:
+        """open_clip's ``VisionTransformer.forward`` with the last block's
+        query at the class token: the other positions give keys and values
+        there, and nothing reads their outputs."""
+        visual = self.model.visual
+        transformer = visual.transformer
+        batch_first = getattr(transformer, 'batch_first', True)
+        x = visual._embeds(images)  # (B, T, W)
+        if not batch_first:
+            x = x.transpose(0, 1)
+        *blocks, last = transformer.resblocks
+        for block in blocks:
+            x = block(x)
+        normed = last.ln_1(x)
+        if batch_first:
+            token, query = x[:, :1], normed[:, :1]
+        else:
+            token, query = x[:1], normed[:1]
+        x = token + last.ls_1(
+            last.attention(q_x=query, k_x=normed, v_x=normed))
+        x = x + last.ls_2(last.mlp(last.ln_2(x)))
+        pooled = visual.ln_post(x[:, 0] if batch_first else x[0])
+        if visual.proj is not None:
+            pooled = pooled @ visual.proj
+        return pooled
 
     def encode_text(self, embeddings: torch.Tensor,
                     tokens: torch.Tensor) -> torch.Tensor:

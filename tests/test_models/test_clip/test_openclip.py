@@ -98,6 +98,37 @@ def test_truncated_text_encoder_equals_open_clip_encode_text(arch):
             full.encode_text_tokens(tokens), theirs, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize('arch', sorted(ARCHS))
+def test_image_encoder_equals_open_clip_encode_image(arch):
+    clip = OpenCLIP(arch, pretrained=None)
+    size = ARCHS[arch]
+    images = torch.rand(
+        3, 3, size, size, generator=torch.Generator().manual_seed(0))
+    # A ViT pooled at its class token runs its last block at that token
+    # only, not through the block's own forward over every position.
+    assert clip.pools_class_token == ('vit' in arch)
+    visual = clip.model.visual
+    last_block_calls = []
+    if 'vit' in arch:
+        visual.transformer.resblocks[-1].register_forward_hook(
+            lambda *_: last_block_calls.append(1))
+    with torch.no_grad():
+        ours = clip.encode_image(images)
+        theirs = clip.model.encode_image(images)
+    assert len(last_block_calls) == (1 if 'vit' in arch else 0)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    if 'vit' in arch:
+        # another pooling falls back to open_clip's own forward
+        clip.model.visual.pool_type = 'avg'
+        assert not clip.pools_class_token
+        with torch.no_grad():
+            torch.testing.assert_close(
+                clip.encode_image(images),
+                clip.model.encode_image(images),
+                rtol=0,
+                atol=0)
+
+
 @pytest.mark.parametrize('variant', ['vit', 'rn'])
 def test_golden_openai_weight_files_load(golden_dir, variant):
     path = golden_dir / f'tiny-{variant}' / 'openai_state_dict.pt'
