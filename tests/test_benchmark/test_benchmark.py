@@ -179,10 +179,42 @@ def test_presets(tool):
                                                                      100)
     assert coop['cfg_options']['model.clip.arch'] == 'ViT-B-32'
     # the command line still applies
-    args = tool.parse_args(['--preset', 'cocoop-eval', '--steps', '2'])
-    assert tool.settings_of(args)[0]['steps'] == 2
+    args = tool.parse_args(['--preset', 'cocoop-eval', '--steps', '3'])
+    assert tool.settings_of(args)[0]['steps'] == 3
     with pytest.raises(SystemExit):
         tool.parse_args(['--preset', 'all', 'configs/coop_vit-b16.py'])
+
+
+def test_paths_are_timed_in_turn(tool, monkeypatch):
+    """One step of each path per round, so that a slow spell of a shared
+    machine slows both paths and not the one that ran during it."""
+    model = build(COCOOP)
+    calls = []
+
+    class Recorded(tool._Phase):
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            step = self.step
+            self.step = lambda: calls.append(self.path) or step()
+
+    monkeypatch.setattr(tool, '_Phase', Recorded)
+    setting = dict(
+        name='tiny',
+        device='cpu',
+        classes=len(CLASSES),
+        seed=0,
+        amp=False,
+        train_batch=2,
+        warmup=1,
+        steps=3)
+    results = tool.measure_time(model, setting, tool.PATHS, 'train')
+    assert calls == list(tool.PATHS) * 3
+    for path in tool.PATHS:
+        assert len(results[path]['seconds']) == 3
+        assert results[path]['images_per_s'] > 0
+        # only the encode_image calls of the timed steps, all nonzero
+        assert all(t > 0 for t in results[path]['image_tower_seconds'])
 
 
 def _config(tmp_path: Path, head: dict) -> str:
@@ -207,6 +239,7 @@ def _check_output(out: dict, table: str, modes) -> None:
     assert [row['mode'] for row in record['rows']] == list(modes)
     for row in record['rows']:
         assert row['speedup'] > 0
+        assert len(row['round_speedups']) == 1
         assert 'memory_ratio' in row
     blocks = [block.splitlines() for block in table.split('\n\n')]
     assert blocks[0][0].startswith('Measured ')

@@ -82,7 +82,7 @@ PRESETS: Dict[str, dict] = {
         classes=50,
         train_batch=4,
         warmup=1,
-        steps=3,
+        steps=5,
         speed_target=10.0,
         memory_target=1 / 3),
     'cocoop-train-m16':
@@ -97,7 +97,7 @@ PRESETS: Dict[str, dict] = {
         classes=50,
         train_batch=4,
         warmup=1,
-        steps=3,
+        steps=5,
         speed_target=8.0),
     'cocoop-eval':
     dict(
@@ -107,7 +107,7 @@ PRESETS: Dict[str, dict] = {
         classes=50,
         images=20,
         warmup=1,
-        steps=1,
+        steps=2,
         speed_target=5.0),
     'coop-eval-1k':
     dict(
@@ -726,121 +726,173 @@ class _ImageTowerTimer:
         object.__delattr__(self._owner, 'encode_image')
 
 
-def measure(model: nn.Module, setting: dict, path: str, mode: str) -> dict:
-    """Time ``steps`` training steps or evaluations of one path after
-    ``warmup``, and their peak memory.
+class _Phase:
+    """One path's training step or evaluation, ready to run.
 
-    Returns:
-        dict: ``images_per_s`` (from the median time), ``seconds`` (each
-        timed step), ``peak_mib`` and how they were measured.
+    ``step()`` is what is timed: a training step, or a pass over all the
+    evaluation images. ``first()`` is the part of a step whose peak memory
+    is the step's: the step itself in training, the first batch of a pass in
+    evaluation (every batch holds as many images, and the first one also
+    encodes CoOp's text features). ``fresh()`` runs before each step: a new
+    evaluation starts without mmprompt's cached CoOp text features (they
+    live as long as the class names and the context).
     """
-    device = setting['device']
-    straight = Straightforward(model) if path == 'straightforward' else None
-    if mode == 'train':
-        batch = setting['train_batch']
-        images, labels = random_inputs(model, batch, setting['classes'],
-                                       device, setting['seed'])
-        params = trainable(model)
-        if not params:
-            raise ValueError('the model has nothing to train (zero-shot); '
-                             'use --mode test')
-        optimizer = torch.optim.SGD(params, **SGD)
-        loss = loss_fn(path, model, straight)
 
-        def step():
-            optimizer.zero_grad()
-            with _autocast(setting):
-                value = loss(images, labels)
-            value.backward()
-            optimizer.step()
+    def __init__(self, model: nn.Module, setting: dict, path: str,
+                 mode: str) -> None:
+        self.model, self.path, self.mode = model, path, mode
+        device = setting['device']
+        self.straight = (
+            Straightforward(model) if path == 'straightforward' else None)
+        if mode == 'train':
+            self.batch = setting['train_batch']
+            self.images_per_step = self.batch
+            images, labels = random_inputs(model, self.batch,
+                                           setting['classes'], device,
+                                           setting['seed'])
+            params = trainable(model)
+            if not params:
+                raise ValueError('the model has nothing to train '
+                                 '(zero-shot); use --mode test')
+            optimizer = torch.optim.SGD(params, **SGD)
+            loss = loss_fn(path, model, self.straight)
 
-        def warm():
-            step()
+            def step():
+                optimizer.zero_grad()
+                with _autocast(setting):
+                    value = loss(images, labels)
+                value.backward()
+                optimizer.step()
 
-        model.train()
-        per_step = batch
-    else:
-        batch = setting['test_batch']
-        images, _ = random_inputs(model, setting['images'], setting['classes'],
-                                  device, setting['seed'])
-        forward = logits_fn(path, model, straight)
-        batches = list(images.split(batch))
+            self.step = self.first = self.warm = step
+        else:
+            self.batch = setting['test_batch']
+            self.images_per_step = setting['images']
+            images, _ = random_inputs(model, setting['images'],
+                                      setting['classes'], device,
+                                      setting['seed'])
+            forward = logits_fn(path, model, self.straight)
+            batches = list(images.split(self.batch))
 
-        def step():
-            with torch.no_grad(), _autocast(setting):
-                for chunk in batches:
-                    forward(chunk)
+            def run(chunks):
+                with torch.no_grad(), _autocast(setting):
+                    for chunk in chunks:
+                        forward(chunk)
 
-        def warm():
+            self.step = lambda: run(batches)
+            self.first = lambda: run(batches[:1])
             # A small batch: enough for the one-off costs of a first call,
             # without a whole straightforward text pass more.
-            with torch.no_grad(), _autocast(setting):
-                forward(batches[0][:2])
+            self.warm = lambda: run([batches[0][:2]])
 
-        model.eval()
-        per_step = setting['images']
+    def fresh(self) -> None:
+        # train()/eval() too: the two paths share one model.
+        self.model.train(self.mode == 'train')
+        if self.mode == 'test':
+            self.model.set_class_names(self.model.class_names)
 
-    def fresh():
-        # A new evaluation starts without mmprompt's cached CoOp text
-        # features (they live as long as the class names and context).
-        if mode == 'test':
-            model.set_class_names(model.class_names)
+    def image_tower(self) -> nn.Module:
+        """The object whose ``encode_image`` this path calls."""
+        return self.model.clip if self.straight is None else self.straight
 
+
+def measure_memory(model: nn.Module, setting: dict, path: str,
+                   mode: str) -> dict:
+    """Peak memory of one path's step (see :class:`_Phase`) after
+    ``warmup``, above the loaded model and data."""
+    phase = _Phase(model, setting, path, mode)
     for _ in range(setting['warmup']):
-        warm()
+        phase.fresh()
+        phase.warm()
+    _sync(setting['device'])
     # From here: what a step needs once the model and the data are in
     # memory and the first call's one-off costs (lazy imports, kernel
     # caches) are paid.
-    memory = PeakMemory(device)
+    memory = PeakMemory(setting['device'])
+    phase.fresh()
     memory.start()
-    seconds, cpu_seconds = [], []
-    image_tower = _ImageTowerTimer(
-        model.clip if straight is None else straight, device)
-    profiler = None
-    if setting.get('profile'):
-        profiler = torch.profiler.profile(
-            activities=[torch.profiler.ProfilerActivity.CPU] +
-            ([torch.profiler.ProfilerActivity.CUDA]
-             if device == 'cuda' else []),
-            profile_memory=False)
-        profiler.__enter__()
-    for _ in range(setting['steps']):
-        fresh()
-        image_tower.seconds = 0.0
-        start, cpu_start = time.perf_counter(), time.process_time()
-        step()
-        _sync(device)
-        seconds.append(time.perf_counter() - start)
-        cpu_seconds.append(time.process_time() - cpu_start)
-        image_tower.per_step.append(image_tower.seconds)
-    if profiler is not None:
-        profiler.__exit__(None, None, None)
-        _write_profile(profiler, setting, path, mode)
+    phase.first()
     peak = memory.peak()
-    image_tower.remove()
-    median = statistics.median(seconds)
     return dict(
         setting=setting['name'],
         path=path,
         mode=mode,
-        images_per_s=per_step / median,
-        seconds=seconds,
-        median_s=median,
-        cpu_seconds=cpu_seconds,
-        image_tower_seconds=image_tower.per_step,
         peak_mib=peak / 2**20,
-        memory_method=memory.method,
-        batch=batch,
-        images=per_step,
-        threads=torch.get_num_threads())
+        memory_method=memory.method)
 
 
-def _write_profile(profiler, setting: dict, path: str, mode: str) -> None:
+def measure_time(model: nn.Module, setting: dict, paths: Sequence[str],
+                 mode: str) -> Dict[str, dict]:
+    """Time ``steps`` rounds of one phase after ``warmup``, the paths'
+    steps interleaved (one of each per round), so that a slow spell of a
+    shared machine slows both paths rather than one.
+
+    Returns:
+        dict: For each path ``images_per_s`` (from the median time),
+        ``seconds`` (each timed step), ``cpu_seconds`` and
+        ``image_tower_seconds``.
+    """
+    device = setting['device']
+    phases = {path: _Phase(model, setting, path, mode) for path in paths}
+    for phase in phases.values():
+        for _ in range(setting['warmup']):
+            phase.fresh()
+            phase.warm()
+    timings = {
+        path: dict(seconds=[], cpu_seconds=[], image_tower_seconds=[])
+        for path in paths
+    }
+    for _ in range(setting['steps']):
+        for path, phase in phases.items():
+            phase.fresh()
+            timer = _ImageTowerTimer(phase.image_tower(), device)
+            _sync(device)
+            start, cpu_start = time.perf_counter(), time.process_time()
+            try:
+                phase.step()
+                _sync(device)
+            finally:
+                timer.remove()
+            timing = timings[path]
+            timing['seconds'].append(time.perf_counter() - start)
+            timing['cpu_seconds'].append(time.process_time() - cpu_start)
+            timing['image_tower_seconds'].append(timer.seconds)
+    if setting.get('profile'):
+        for path, phase in phases.items():
+            _profile(phase, setting)
+    results = {}
+    for path, phase in phases.items():
+        timing = timings[path]
+        median = statistics.median(timing['seconds'])
+        results[path] = dict(
+            setting=setting['name'],
+            path=path,
+            mode=mode,
+            images_per_s=phase.images_per_step / median,
+            median_s=median,
+            batch=phase.batch,
+            images=phase.images_per_step,
+            threads=torch.get_num_threads(),
+            **timing)
+    return results
+
+
+def _profile(phase: _Phase, setting: dict) -> None:
+    """A ``torch.profiler`` table of one more step of a path."""
+    device = setting['device']
+    phase.fresh()
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device == 'cuda':
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        phase.step()
+        _sync(device)
     os.makedirs(setting['profile'], exist_ok=True)
-    sort = 'self_cuda_time_total' if setting['device'] == 'cuda' else \
+    sort = 'self_cuda_time_total' if device == 'cuda' else \
         'self_cpu_time_total'
     table = profiler.key_averages().table(sort_by=sort, row_limit=25)
-    out = osp.join(setting['profile'], f"{setting['name']}_{mode}_{path}.txt")
+    out = osp.join(setting['profile'],
+                   f"{setting['name']}_{phase.mode}_{phase.path}.txt")
     with open(out, 'w') as f:
         f.write(table)
     print_log(f'profile written to {out}', logger='current')
@@ -875,13 +927,14 @@ def _setup(setting: dict) -> None:
 
 
 def run_worker(spec_file: str) -> None:
-    """Measure one path and phase (in a fresh subprocess)."""
+    """Measure the peak memory of one path and phase (in a fresh
+    subprocess)."""
     with open(spec_file) as f:
         spec = json.load(f)
     setting = spec['setting']
     _setup(setting)
     model, _ = build_model(setting)
-    result = measure(model, setting, spec['path'], spec['mode'])
+    result = measure_memory(model, setting, spec['path'], spec['mode'])
     with open(spec['result'], 'w') as f:
         json.dump(result, f)
 
@@ -928,18 +981,22 @@ def run_setting(setting: dict, paths: Sequence[str], isolate: bool,
             f"{record['agreement']}",
             logger='current')
     results = []
-    if isolate:
-        del model
-        gc.collect()
     for mode in modes:
+        memory = {}
         for path in paths:
             print_log(
-                f"{setting['name']}: measuring {path} {mode}...",
+                f"{setting['name']}: peak memory of {path} {mode}...",
                 logger='current')
-            if isolate:
-                result = _in_subprocess(setting, path, mode)
-            else:
-                result = measure(model, setting, path, mode)
+            memory[path] = (
+                _in_subprocess(setting, path, mode)
+                if isolate else measure_memory(model, setting, path, mode))
+        print_log(
+            f"{setting['name']}: timing {' and '.join(paths)} {mode}, "
+            'interleaved...',
+            logger='current')
+        timed = measure_time(model, setting, paths, mode)
+        for path in paths:
+            result = dict(timed[path], **memory[path])
             print_log(
                 f"{setting['name']} {mode} {path}: "
                 f"{result['images_per_s']:.3g} img/s, "
@@ -965,6 +1022,11 @@ def compare_paths(results: List[dict]) -> List[dict]:
         if len(by_path) == len(PATHS):
             fast, slow = by_path['mmprompt'], by_path['straightforward']
             row['speedup'] = fast['images_per_s'] / slow['images_per_s']
+            # The ratio within each round of interleaved steps (both paths
+            # process the same images per step).
+            row['round_speedups'] = [
+                s / f for f, s in zip(fast['seconds'], slow['seconds'])
+            ]
             row['memory_ratio'] = (
                 fast['peak_mib'] /
                 slow['peak_mib'] if slow['peak_mib'] > 0 else None)
@@ -1018,6 +1080,14 @@ def _ratio(value: Optional[float], target: Optional[float],
     return f"{text} ({sign}{goal}: {'met' if met else '**not met**'})"
 
 
+def _rounds(ratios: Optional[List[float]]) -> str:
+    if not ratios:
+        return '-'
+    low, high = min(ratios), max(ratios)
+    return f'{low:.1f}×' if f'{low:.1f}' == f'{high:.1f}' else \
+        f'{low:.1f}–{high:.1f}×'
+
+
 def _name(record: dict) -> str:
     if record['title'] == record['name']:
         return f"`{record['name']}`"
@@ -1036,12 +1106,14 @@ def markdown(records: List[dict], info: dict) -> str:
         f"torch {info['torch']}, {'amp' if first['amp'] else 'fp32'}, "
         f"{'pretrained' if first['pretrained'] else 'random'} weights. "
         'img/s from the median timed step (training) or pass over the '
-        'images (evaluation); peak memory above the loaded model and '
-        'data.', '',
+        'images (evaluation), the paths timed in turn in one process; '
+        '"per round": the lowest and highest ratio of two neighbouring '
+        'steps; peak memory of one step above the loaded model and data, '
+        'each path in a fresh process.', '',
         '| setting | phase | K | batch | images | mmprompt img/s | '
-        'straightforward img/s | speed-up | mmprompt peak MiB | '
+        'straightforward img/s | speed-up | per round | mmprompt peak MiB | '
         'straightforward peak MiB | memory ratio |',
-        '|---|---|--:|--:|--:|--:|--:|---|--:|--:|---|'
+        '|---|---|--:|--:|--:|--:|--:|---|---|--:|--:|---|'
     ]
     for record in records:
         for row in record['rows']:
@@ -1055,6 +1127,7 @@ def markdown(records: List[dict], info: dict) -> str:
                 f"{_fmt(row.get('mmprompt_images_per_s'))} | "
                 f"{_fmt(row.get('straightforward_images_per_s'))} | "
                 f"{_ratio(row.get('speedup'), record['speed_target'], True)}"
+                f" | {_rounds(row.get('round_speedups'))}"
                 f" | {_fmt(row.get('mmprompt_peak_mib'), 4)} | "
                 f"{_fmt(row.get('straightforward_peak_mib'), 4)} | "
                 f"{_ratio(row.get('memory_ratio'), memory_target, False)} |")
