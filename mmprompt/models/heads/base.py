@@ -177,7 +177,8 @@ class BasePromptHead(ClsHead):
             ``inverse`` puts the features back in label order.
         """
         device = learner.token_suffix.device
-        key = (id(learner), learner.names_version, groups, start, device)
+        key = (id(learner), learner.names_version, groups, start, device,
+               self.text_chunk_size, self.CPU_TEXT_ROWS)
         if getattr(self, '_plan_key', None) == key:
             return self._plan
         lengths = [eot + 1 - start for eot in learner.eot_index.tolist()]

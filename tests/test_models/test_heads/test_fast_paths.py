@@ -175,3 +175,6 @@ def test_cpu_chunks_split_and_order_the_classes(clip):
         assert 2 * sum(chunk_lengths) <= 12 or len(chunk_lengths) == 1
     assert torch.equal(torch.tensor(order)[inverse], torch.arange(len(NAMES)))
     assert len(chunks) > 1
+    # a changed budget is a new plan
+    head.CPU_TEXT_ROWS = 10**6
+    assert len(head._suffix_plan(learner, 2, 5)[0]) == 1
