@@ -706,7 +706,6 @@ class _ImageTowerTimer:
     def __init__(self, owner: nn.Module, device: str) -> None:
         self.device = device
         self.seconds = 0.0
-        self.per_step: List[float] = []
         self._owner = owner
         encode = owner.encode_image
 
@@ -785,6 +784,13 @@ class _Phase:
             # without a whole straightforward text pass more.
             self.warm = lambda: run([batches[0][:2]])
 
+    def warm_up(self, count: int) -> None:
+        """Pay the first calls' one-off costs (lazy imports, kernel caches)
+        outside any measurement."""
+        for _ in range(count):
+            self.fresh()
+            self.warm()
+
     def fresh(self) -> None:
         # train()/eval() too: the two paths share one model.
         self.model.train(self.mode == 'train')
@@ -801,9 +807,7 @@ def measure_memory(model: nn.Module, setting: dict, path: str,
     """Peak memory of one path's step (see :class:`_Phase`) after
     ``warmup``, above the loaded model and data."""
     phase = _Phase(model, setting, path, mode)
-    for _ in range(setting['warmup']):
-        phase.fresh()
-        phase.warm()
+    phase.warm_up(setting['warmup'])
     _sync(setting['device'])
     # From here: what a step needs once the model and the data are in
     # memory and the first call's one-off costs (lazy imports, kernel
@@ -835,9 +839,7 @@ def measure_time(model: nn.Module, setting: dict, paths: Sequence[str],
     device = setting['device']
     phases = {path: _Phase(model, setting, path, mode) for path in paths}
     for phase in phases.values():
-        for _ in range(setting['warmup']):
-            phase.fresh()
-            phase.warm()
+        phase.warm_up(setting['warmup'])
     timings = {
         path: dict(seconds=[], cpu_seconds=[], image_tower_seconds=[])
         for path in paths

@@ -416,15 +416,13 @@ class OpenCLIP(BaseModule):
         *blocks, last = transformer.resblocks
         for block in blocks:
             x = block(x)
+        sequence = 1 if batch_first else 0
         normed = last.ln_1(x)
-        if batch_first:
-            token, query = x[:, :1], normed[:, :1]
-        else:
-            token, query = x[:1], normed[:1]
-        x = token + last.ls_1(
-            last.attention(q_x=query, k_x=normed, v_x=normed))
+        x = x.narrow(sequence, 0, 1) + last.ls_1(
+            last.attention(
+                q_x=normed.narrow(sequence, 0, 1), k_x=normed, v_x=normed))
         x = x + last.ls_2(last.mlp(last.ln_2(x)))
-        pooled = visual.ln_post(x[:, 0] if batch_first else x[0])
+        pooled = visual.ln_post(x.select(sequence, 0))
         if visual.proj is not None:
             pooled = pooled @ visual.proj
         return pooled
@@ -501,20 +499,26 @@ class OpenCLIP(BaseModule):
                     and not hasattr(b, 'ln_1_kv') for b in blocks))
 
     @staticmethod
-    def _qkv(block: nn.Module, x: torch.Tensor) -> tuple:
-        """Per-head queries, keys and values ``(..., heads, T, head_dim)``
-        of ``x`` ``(..., T, W)``, with the block's own projections."""
+    def _in_projection(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Queries, keys and values of ``x`` ``(..., T, W)``, concatenated
+        ``(..., T, 3W)``, with the block's own LayerNorm and projection."""
         attn = block.attn
-        qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+        return F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+
+    @classmethod
+    def _qkv(cls, block: nn.Module, x: torch.Tensor) -> tuple:
+        """Per-head queries, keys and values ``(..., heads, T, head_dim)``
+        of ``x`` ``(..., T, W)``."""
+        qkv = cls._in_projection(block, x)
         return tuple(
-            t.unflatten(-1, (attn.num_heads, -1)).transpose(-3, -2)
+            t.unflatten(-1, (block.attn.num_heads, -1)).transpose(-3, -2)
             for t in qkv.chunk(3, dim=-1))
 
     @staticmethod
     def _finish_block(block: nn.Module, x: torch.Tensor,
-                      heads: torch.Tensor) -> torch.Tensor:
-        """Output projection, residuals and MLP of a block."""
-        out = heads.transpose(-3, -2).flatten(-2)  # (..., T, W)
+                      out: torch.Tensor) -> torch.Tensor:
+        """Output projection, residuals and MLP of a block, from the
+        attention output ``out`` ``(..., T, W)`` (heads merged)."""
         out = F.linear(out, block.attn.out_proj.weight,
                        block.attn.out_proj.bias)
         x = x + block.ls_1(out)
@@ -547,7 +551,8 @@ class OpenCLIP(BaseModule):
             cache.append((k, v))
             if i + 1 < len(blocks):  # the last layer's outputs are unused
                 heads = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-                x = self._finish_block(block, x, heads)
+                x = self._finish_block(block, x,
+                                       heads.transpose(-3, -2).flatten(-2))
         return cache
 
     def encode_suffix(self, cache: List[tuple], suffix: torch.Tensor,
@@ -607,10 +612,8 @@ class OpenCLIP(BaseModule):
         scale = head_dim**-0.5
         for i, (block, (prefix_k, prefix_v)) in enumerate(zip(blocks, cache)):
             last = i + 1 == len(blocks)
-            attn = block.attn
             # (N, 3W) in the first layer, where x is shared; (G, N, 3W) after
-            qkv = F.linear(
-                block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+            qkv = self._in_projection(block, x)
             outputs = []
             # split, not slices: its backward is one concatenation
             parts = qkv.split(run_sizes, dim=-2)
@@ -641,7 +644,5 @@ class OpenCLIP(BaseModule):
             out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]
             if last:
                 x = x[..., ends, :]
-            out = F.linear(out, attn.out_proj.weight, attn.out_proj.bias)
-            x = x + block.ls_1(out)
-            x = x + block.ls_2(block.mlp(block.ln_2(x)))
+            x = self._finish_block(block, x, out)
         return self._project(tower.ln_final(x))

@@ -119,12 +119,16 @@ class BasePromptHead(ClsHead):
     # ------------------------------------------------------------------
     # encoding many prompts
     # ------------------------------------------------------------------
+    def _classes_per_call(self, groups: int, num_classes: int) -> int:
+        """How many classes a text-tower call takes so that it holds at
+        most ``text_chunk_size`` prompts (``groups`` prompts per class)."""
+        if self.text_chunk_size is None:
+            return num_classes
+        return max(1, self.text_chunk_size // max(groups, 1))
+
     def _chunks(self, groups: int, num_classes: int):
-        """Class ranges such that a chunk holds at most
-        ``text_chunk_size`` prompts (``groups`` prompts per class)."""
-        step = num_classes
-        if self.text_chunk_size is not None:
-            step = max(1, self.text_chunk_size // max(groups, 1))
+        """Class ranges of :meth:`_classes_per_call` classes."""
+        step = self._classes_per_call(groups, num_classes)
         return [(lo, min(lo + step, num_classes))
                 for lo in range(0, num_classes, step)]
 
@@ -183,8 +187,7 @@ class BasePromptHead(ClsHead):
             return self._plan
         lengths = [eot + 1 - start for eot in learner.eot_index.tolist()]
         order = sorted(range(len(lengths)), key=lengths.__getitem__)
-        max_prompts = self.text_chunk_size or len(order) * groups
-        max_classes = max(1, max_prompts // groups)
+        max_classes = self._classes_per_call(groups, len(order))
         max_rows = self.CPU_TEXT_ROWS if device.type == 'cpu' else None
         chunks, current, rows = [], [], 0
         for index in order:
