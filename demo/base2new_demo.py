@@ -17,7 +17,7 @@ The same steps with the standard tools::
         --cfg-options test_dataloader.dataset.subsample_classes=new
 
 The tiny CLIP's image tower was aligned with its text tower on all 15
-classes in a few seconds (see ``mmprompt/datasets/demo.py``), a stand-in for
+classes in a few seconds (see ``mmprompt/demo/tiny_clip.py``), a stand-in for
 CLIP's pretraining: numbers are small-world numbers, the pipeline is real.
 """
 import argparse
@@ -27,7 +27,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmprompt  # noqa: F401
-from mmprompt.datasets import prepare_demo_data
+from mmprompt.demo import prepare_demo_data
 from mmprompt.evaluation import harmonic_mean
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -1,5 +1,5 @@
 # The embedded demo: CoCoOp base-to-new on generated coloured shapes with a
-# tiny CLIP (mmprompt/datasets/demo.py makes both on first use).
+# tiny CLIP (mmprompt/demo/ makes both on first use).
 # `python demo/base2new_demo.py` prepares the data and runs it. The settings
 # are CoCoOp's paper config (4 context tokens from 'a photo of a', 10 epochs,
 # SGD lr 0.002, constant warm-up then cosine) except the batch (4, not 1),

@@ -3,7 +3,6 @@ from .base_dataset import CoOpDataset, SplitJsonDataset
 from .coop_datasets import (SUN397, UCF101, Caltech101, DescribableTextures,
                             EuroSAT, FGVCAircraft, Food101, OxfordFlowers,
                             OxfordPets, StanfordCars)
-from .demo import DEMO_CLASSES, prepare_demo_data
 from .imagenet import (ImageNet, ImageNetA, ImageNetR, ImageNetSketch,
                        ImageNetV2)
 from .pipelines import CLIP_MEAN, CLIP_STD, TEST_PIPELINE, TRAIN_PIPELINE
@@ -12,12 +11,11 @@ from .utils import (DataItem, few_shot_splits, read_and_split_data,
                     subsample_classes, write_split_file)
 
 __all__ = [
-    'CoOpDataset', 'SplitJsonDataset', 'DEMO_CLASSES', 'prepare_demo_data',
-    'Caltech101', 'DescribableTextures', 'EuroSAT', 'FGVCAircraft', 'Food101',
-    'OxfordFlowers', 'OxfordPets', 'StanfordCars', 'SUN397', 'UCF101',
-    'ImageNet', 'ImageNetA', 'ImageNetR', 'ImageNetSketch', 'ImageNetV2',
-    'TRAIN_PIPELINE', 'TEST_PIPELINE', 'CLIP_MEAN', 'CLIP_STD', 'DataItem',
-    'few_shot_splits', 'read_and_split_data', 'read_split_file',
-    'sample_few_shot', 'split_trainval', 'subsample_classes',
-    'write_split_file'
+    'CoOpDataset', 'SplitJsonDataset', 'Caltech101', 'DescribableTextures',
+    'EuroSAT', 'FGVCAircraft', 'Food101', 'OxfordFlowers', 'OxfordPets',
+    'StanfordCars', 'SUN397', 'UCF101', 'ImageNet', 'ImageNetA', 'ImageNetR',
+    'ImageNetSketch', 'ImageNetV2', 'TRAIN_PIPELINE', 'TEST_PIPELINE',
+    'CLIP_MEAN', 'CLIP_STD', 'DataItem', 'few_shot_splits',
+    'read_and_split_data', 'read_split_file', 'sample_few_shot',
+    'split_trainval', 'subsample_classes', 'write_split_file'
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import mmpretrain
 import pytest
 
-from mmprompt.datasets import prepare_demo_data
+from mmprompt.demo import prepare_demo_data
 from mmprompt.utils import load_checkpoint_file
 
 REPO = Path(__file__).resolve().parents[2]

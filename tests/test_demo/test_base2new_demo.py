@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mmprompt.datasets import DEMO_CLASSES, prepare_demo_data
+from mmprompt.demo import DEMO_CLASSES, prepare_demo_data
 
 REPO = Path(__file__).resolve().parents[2]
 
