@@ -1,26 +1,16 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Fixtures shared by the whole suite."""
-import os
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def golden_root() -> Path:
-    """``../shared/golden`` beside the checkout, or ``$MMPROMPT_GOLDEN``."""
-    env = os.environ.get('MMPROMPT_GOLDEN')
-    return Path(env) if env else REPO_ROOT.parent / 'shared' / 'golden'
+from golden_testing import golden_path
 
 
 @pytest.fixture(scope='session')
 def golden_dir() -> Path:
-    root = golden_root()
-    if not root.is_dir():
-        pytest.skip(f'golden outputs of the original CoOp not found at '
-                    f'{root} (set MMPROMPT_GOLDEN to their folder)')
-    return root
+    """The golden folder; skips, or fails under MMPROMPT_REQUIRE_GOLDEN=1,
+    where it is missing (see ``golden_testing.py``)."""
+    return golden_path()
 
 
 @pytest.fixture(autouse=True, scope='session')

@@ -1,30 +1,18 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Tiny dataset trees in the original layouts, and the golden files."""
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Dict
 
 import pytest
 from dataset_trees import make_image
-
-
-def golden_dir() -> Path:
-    """``../shared/golden`` beside the checkout, or ``$MMPROMPT_GOLDEN``."""
-    env = os.environ.get('MMPROMPT_GOLDEN')
-    path = Path(env) if env else (Path(__file__).resolve().parents[2].parent /
-                                  'shared' / 'golden')
-    return path
+from golden_testing import golden_path
 
 
 @pytest.fixture(scope='session')
 def golden_protocol() -> Path:
-    path = golden_dir() / 'protocol'
-    if not (path / 'split_zhou_Toy.json').is_file():
-        pytest.skip(f'golden outputs of the original code not found at '
-                    f'{path} (set MMPROMPT_GOLDEN to the golden folder)')
-    return path
+    return golden_path('protocol', 'split_zhou_Toy.json').parent
 
 
 @pytest.fixture

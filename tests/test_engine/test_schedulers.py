@@ -4,10 +4,10 @@ import copy
 import json
 import math
 import os
-from pathlib import Path
 
 import pytest
 import torch
+from golden_testing import golden_path
 from torch import nn
 
 import mmprompt  # noqa: F401
@@ -18,13 +18,7 @@ BASE_LR = 0.002
 
 
 def golden_lrs():
-    env = os.environ.get('MMPROMPT_GOLDEN')
-    root = Path(env) if env else (Path(__file__).resolve().parents[2].parent /
-                                  'shared' / 'golden')
-    path = root / 'protocol' / 'lr_per_epoch.json'
-    if not path.is_file():
-        pytest.skip(f'golden outputs of the original code not found at '
-                    f'{path} (set MMPROMPT_GOLDEN to the golden folder)')
+    path = golden_path('protocol', 'lr_per_epoch.json')
     return {int(k): v for k, v in json.loads(path.read_text()).items()}
 
 

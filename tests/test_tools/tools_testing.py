@@ -9,7 +9,6 @@ are in ``conftest.py``.
 """
 import importlib.util
 import os
-import os.path as osp
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +16,11 @@ from typing import List
 
 import numpy as np
 import pytest
+from golden_testing import golden_path, golden_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS = REPO_ROOT / 'tools'
-GOLDEN = REPO_ROOT.parent / 'shared' / 'golden'
+GOLDEN = golden_root()
 
 CLASSES = ['cat', 'dog', 'sea_lion']
 # Images per class in each split.
@@ -177,9 +177,6 @@ def run_tool(args: List[str],
 
 
 def golden_dir(*parts: str) -> Path:
-    """A folder of the original code's outputs, or skip the test."""
-    path = GOLDEN.joinpath(*parts)
-    if not osp.isdir(path):
-        pytest.skip(f'golden outputs of the original code not found at '
-                    f'{path} (they sit beside the project checkout)')
-    return path
+    """A folder of the original code's outputs; skip or fail where missing
+    (``golden_testing.golden_path``)."""
+    return golden_path(*parts)
