@@ -1,27 +1,50 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Run a protocol of the papers over datasets x seeds (x shots x backbones).
 
-Every run goes through ``tools/train.py`` and ``tools/test.py`` as a
-subprocess, and every test writes its metrics (``--out-item metrics``) to
-``metrics.json`` in its work dir. Work dirs follow the original scripts::
+Every run starts from the protocol's model-zoo config (``PROTOCOLS`` below)
+or from ``--config``, and gets its settings as ``--cfg-options`` of
+``tools/train.py`` and ``tools/test.py``, from the tables of this file:
 
-    work_dirs/<protocol>/<dataset>/<config name>/seed<S>
+* the dataset: its type and folder in the three loaders (ImageNet, which has
+  no val split, also drops the val loop);
+* the shots of the train and val sets, and the ``drop_last`` they imply
+  (the original's ``len(dataset) >= batch_size``);
+* the seed, of the run (``randomness.seed``) and of the few-shot draw (the
+  datasets' ``seed``), which the original sets together;
+* the classes trained and tested (``subsample_classes``: all, base, new);
+* the epochs of the method's schedule, which for CoOp depend on the shots
+  (1 shot 50, 2 and 4 shots 100, 8 and 16 shots 200, ImageNet 50);
+* the backbone (``model.clip.arch``), with ``--backbone``.
+
+The sweep's own ``--cfg-options`` come last, so they override all of these.
+Nothing is read from config names.
+
+Every test writes its metrics (``--out-item metrics``) to ``metrics.json``
+in its folder, and every folder gets ``sweep.json``, the settings of what
+it holds (what ``tools/analysis_tools/summarize_results.py`` reads).
+Folders follow the original scripts::
+
+    work_dirs/<protocol>/<dataset>/<run name>/seed<S>
+
+where the run name spells the settings the way config names do,
+``{algorithm}_{backbone}_clip-openai_1xb{batch}-ep{epochs}_{data}``, e.g.
+``coop_resnet50_clip-openai_1xb32-ep50_1shot-eurosat``: the name of the
+model-zoo config of the same settings, where there is one.
 
 Protocols:
 
-* ``fewshot``: train and test each ``{K}shot-{dataset}`` config.
-* ``base2new``: train ``base2new-16shot-{dataset}`` on the base classes,
-  test it (base accuracy), then test the same checkpoint with the ``_new``
-  config (new accuracy, in the ``_new`` config's own work dir).
-* ``cross-dataset`` / ``dg``: train ``16shot-imagenet`` once per seed,
-  test it on ImageNet, then test that checkpoint with each
-  ``16shot-imagenet-to-{target}`` config. Both protocols train the same
-  model: a sweep reuses the other protocol's finished training.
+* ``fewshot``: train and test on all classes, for each number of shots.
+* ``base2new``: train on the base classes, test on them, then test the same
+  checkpoint on the new classes (folder ``<run name>_new``).
+* ``cross-dataset`` / ``dg``: train on ImageNet once per seed, test it on
+  ImageNet, then on each target (folders ``<run name>-to-<target>`` under
+  the target's name). Both protocols train the same model: a sweep reuses
+  the other protocol's finished training.
 
 A run whose metrics file exists is skipped; a training run with a
 checkpoint but no final one is resumed (``--resume``), one without any is
 restarted. A failed run is reported and the sweep goes on; the exit status
-is 1 if any run failed.
+is 1 if any run failed, 2 if the sweep could not be planned.
 
 Examples:
     python tools/run_sweep.py base2new --method cocoop --seeds 1 2 3
@@ -31,31 +54,162 @@ Examples:
         --cfg-options model.clip.pretrained=/data/clip/ViT-B-16.pt
 """
 import argparse
+import copy
 import glob
+import json
 import os
 import os.path as osp
 import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
 TEST = osp.join(ROOT, 'tools', 'test.py')
-
-PROTOCOLS = ('fewshot', 'base2new', 'cross-dataset', 'dg')
-METHODS = ('coop', 'cocoop')
-#: The 11 datasets of the few-shot and base-to-new protocols.
-DATASETS = ('imagenet', 'caltech101', 'oxford-pets', 'stanford-cars',
-            'oxford-flowers', 'food101', 'fgvc-aircraft', 'sun397', 'dtd',
-            'eurosat', 'ucf101')
-XD_TARGETS = DATASETS[1:]
-DG_TARGETS = ('imagenet-v2', 'imagenet-sketch', 'imagenet-a', 'imagenet-r')
-SHOTS = (1, 2, 4, 8, 16)
-SOURCE = 'imagenet'
-DEFAULT_BACKBONE = dict(fewshot='resnet50')
 METRICS_FILE = 'metrics.json'
+RECORD_FILE = 'sweep.json'
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset of the protocols, as the configs' loaders name it.
+
+    Args:
+        type (str): The registered dataset class.
+        data_root (str): Its folder (docs/datasets.md).
+        num_classes (int): The number of classes (for ``drop_last``).
+        has_val (bool): Whether it has a val split. ImageNet has none (the
+            original uses its val set as the test set): no validation.
+    """
+    type: str
+    data_root: str
+    num_classes: int
+    has_val: bool = True
+
+
+#: The 11 datasets of the few-shot and base-to-new protocols.
+DATASETS = {
+    'imagenet': Dataset('ImageNet', 'data/imagenet', 1000, has_val=False),
+    'caltech101': Dataset('Caltech101', 'data/caltech-101', 100),
+    'oxford-pets': Dataset('OxfordPets', 'data/oxford_pets', 37),
+    'stanford-cars': Dataset('StanfordCars', 'data/stanford_cars', 196),
+    'oxford-flowers': Dataset('OxfordFlowers', 'data/oxford_flowers', 102),
+    'food101': Dataset('Food101', 'data/food-101', 101),
+    'fgvc-aircraft': Dataset('FGVCAircraft', 'data/fgvc_aircraft', 100),
+    'sun397': Dataset('SUN397', 'data/sun397', 397),
+    'dtd': Dataset('DescribableTextures', 'data/dtd', 47),
+    'eurosat': Dataset('EuroSAT', 'data/eurosat', 10),
+    'ucf101': Dataset('UCF101', 'data/ucf101', 101),
+}
+#: Test-only datasets: the domain-generalisation targets.
+TEST_DATASETS = {
+    'imagenet-v2': Dataset('ImageNetV2', 'data/imagenetv2', 1000),
+    'imagenet-sketch': Dataset('ImageNetSketch', 'data/imagenet-sketch', 1000),
+    'imagenet-a': Dataset('ImageNetA', 'data/imagenet-adversarial', 200),
+    'imagenet-r': Dataset('ImageNetR', 'data/imagenet-rendition', 200),
+}
+XD_TARGETS = tuple(d for d in DATASETS if d != 'imagenet')
+DG_TARGETS = tuple(TEST_DATASETS)
+#: ``--backbone`` names (as in config names) and their open_clip archs.
+BACKBONES = {
+    'resnet50': 'RN50',
+    'resnet101': 'RN101',
+    'vit-base-p32': 'ViT-B-32',
+    'vit-base-p16': 'ViT-B-16',
+}
+SHOTS = (1, 2, 4, 8, 16)
+
+
+def coop_epochs(dataset: str, shots: int) -> int:
+    """CoOp's epochs (COOP.md): ImageNet 50, else 50/100/100/200/200 for
+    1/2/4/8/16 shots. Base-to-new (16 shots) is the original's 200-epoch
+    ``vit_b16_ctxv1``, 50 for ImageNet."""
+    if dataset == 'imagenet':
+        return 50
+    if shots not in (1, 2, 4, 8, 16):
+        raise ValueError(f'CoOp has epochs for 1, 2, 4, 8 and 16 shots, '
+                         f'got {shots}; set train_cfg.max_epochs, '
+                         'train_cfg.val_interval and param_scheduler.T_max '
+                         'with --cfg-options')
+    return {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}[shots]
+
+
+def cocoop_epochs(dataset: str, shots: int) -> int:
+    """CoCoOp's paper config: 10 epochs everywhere."""
+    return 10
+
+
+#: Each method's number of epochs as a function of (dataset, shots).
+EPOCHS = dict(coop=coop_epochs, cocoop=cocoop_epochs)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What a protocol trains and tests.
+
+    Args:
+        configs (dict): ``{method: (config, algorithm)}``: the model-zoo
+            config every run starts from (relative to ``configs/``) and the
+            algorithm part of the run names.
+        data (str): The data part of the run names, formatted with
+            ``shots`` and ``dataset``.
+        datasets (tuple): The datasets trained on (by default).
+        shots (tuple): The numbers of shots (by default).
+        classes (str): The classes trained on: 'all' or 'base' (then the
+            same checkpoint is also tested on the new classes).
+        targets (tuple): Datasets the checkpoint is also tested on.
+    """
+    configs: Dict[str, Tuple[str, str]]
+    data: str
+    datasets: Tuple[str, ...] = tuple(DATASETS)
+    shots: Tuple[int, ...] = (16, )
+    classes: str = 'all'
+    targets: Tuple[str, ...] = ()
+
+
+_TRANSFER = dict(
+    coop=('coop/coop-ctxinit_vit-base-p16_clip-openai_1xb32-ep50_'
+          '16shot-imagenet.py', 'coop-ctxinit'),
+    cocoop=('cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
+            '16shot-imagenet.py', 'cocoop'))
+PROTOCOLS = {
+    # CoOp's few-shot curves (RN50 in the paper); COOP.md's example config.
+    'fewshot':
+    Protocol(
+        configs=dict(
+            coop=('coop/coop_resnet50_clip-openai_1xb32-ep200_'
+                  '16shot-caltech101.py', 'coop')),
+        data='{shots}shot-{dataset}',
+        shots=SHOTS),
+    # CoCoOp Table 1, with CoOp as the CoCoOp paper runs it (ctxv1).
+    'base2new':
+    Protocol(
+        configs=dict(
+            coop=('coop/coop-ctxinit_vit-base-p16_clip-openai_1xb32-ep200_'
+                  'base2new-16shot-oxford-pets.py', 'coop-ctxinit'),
+            cocoop=('cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
+                    'base2new-16shot-oxford-pets.py', 'cocoop')),
+        data='base2new-{shots}shot-{dataset}',
+        classes='base'),
+    # CoCoOp Tables 2 and 3: ImageNet (all classes) to other datasets.
+    'cross-dataset':
+    Protocol(
+        configs=_TRANSFER,
+        data='{shots}shot-{dataset}',
+        datasets=('imagenet', ),
+        targets=XD_TARGETS),
+    'dg':
+    Protocol(
+        configs=_TRANSFER,
+        data='{shots}shot-{dataset}',
+        datasets=('imagenet', ),
+        targets=DG_TARGETS),
+}
+METHODS = ('coop', 'cocoop')
+#: Protocols that train the same model: a sweep reuses the other's.
+SAME_TRAINING = {'cross-dataset': 'dg', 'dg': 'cross-dataset'}
 
 
 @dataclass
@@ -64,107 +218,20 @@ class Step:
     kind: str  # 'train' or 'test'
     config: str
     work_dir: str
-    seed: int
+    options: List[str]  # --cfg-options
     checkpoint: Optional[str] = None  # test: the checkpoint to evaluate
     out: Optional[str] = None  # test: the metrics file
     resume: bool = False  # train: pass --resume
-    has_val: bool = True  # train: the config has a val dataloader
     note: str = ''
 
 
 @dataclass
 class Job:
-    """Training once, then testing that model with one or more configs."""
+    """Training once, then testing that model in one or more folders."""
     name: str
     steps: List[Step] = field(default_factory=list)
-
-
-def parse_config_name(path: str) -> Optional[Dict[str, str]]:
-    """Split ``{algorithm}_{backbone}_{pretrain}_{schedule}_{data}[_new]``.
-
-    Args:
-        path (str): A config file path.
-
-    Returns:
-        dict | None: The five parts (``data`` keeps a ``_new`` suffix), or
-        None if the name does not follow the scheme.
-    """
-    stem = osp.splitext(osp.basename(path))[0]
-    parts = stem.split('_')
-    if len(parts) == 6 and parts[5] == 'new':
-        parts = parts[:4] + [f'{parts[4]}_new']
-    if len(parts) != 5:
-        return None
-    return dict(
-        zip(('algorithm', 'backbone', 'pretrain', 'schedule', 'data'), parts))
-
-
-class ConfigIndex:
-    """The configs of a folder, looked up by backbone, data and algorithm.
-
-    Args:
-        config_dir (str): The folder, e.g. ``configs/cocoop``.
-    """
-
-    def __init__(self, config_dir: str) -> None:
-        self.config_dir = config_dir
-        self.entries = []
-        for path in sorted(glob.glob(osp.join(config_dir, '*.py'))):
-            parts = parse_config_name(path)
-            if parts is not None:
-                self.entries.append((path, parts))
-
-    def algorithms(self, backbone: str, datas: Sequence[str]) -> List[str]:
-        """Algorithms with a config for every one of ``datas``."""
-        found = None
-        for data in datas:
-            algos = {
-                p['algorithm']
-                for _, p in self.entries
-                if p['backbone'] == backbone and p['data'] == data
-            }
-            found = algos if found is None else found & algos
-        return sorted(found or ())
-
-    def resolve_algorithm(self, method: str, algorithm: Optional[str],
-                          backbone: str, datas: Sequence[str]) -> str:
-        """The given algorithm, else the method's own name, else the only
-        algorithm with all the configs (e.g. ``coop-ctxinit`` for CoOp
-        base-to-new).
-
-        Raises:
-            LookupError: None fits, or several do and none is the method.
-        """
-        candidates = self.algorithms(backbone, datas)
-        wanted = f'backbone {backbone!r}, data {list(datas)}'
-        if algorithm is not None:
-            if algorithm not in candidates:
-                raise LookupError(
-                    f'{self.config_dir}: no {algorithm!r} configs for '
-                    f'{wanted}; algorithms with all of them: {candidates}')
-            return algorithm
-        if method in candidates:
-            return method
-        if len(candidates) == 1:
-            return candidates[0]
-        if not candidates:
-            raise LookupError(f'{self.config_dir}: no configs for {wanted}')
-        raise LookupError(f'{self.config_dir}: several algorithms have '
-                          f'configs for {wanted}: {candidates}; pick one '
-                          'with --algorithm')
-
-    def find(self, algorithm: str, backbone: str, data: str) -> str:
-        """The one config of ``algorithm``, ``backbone`` and ``data``."""
-        paths = [
-            path for path, p in self.entries
-            if (p['algorithm'], p['backbone'], p['data']) == (algorithm,
-                                                              backbone, data)
-        ]
-        if len(paths) != 1:
-            raise LookupError(
-                f'{self.config_dir}: expected one {algorithm}_{backbone}_*_'
-                f'{data}.py config, found {len(paths)}: {paths}')
-        return paths[0]
+    #: ``{folder: settings}`` of every folder of the job (sweep.json).
+    records: Dict[str, dict] = field(default_factory=dict)
 
 
 def parse_cfg_options(options: Optional[List[str]]) -> dict:
@@ -177,29 +244,34 @@ def parse_cfg_options(options: Optional[List[str]]) -> dict:
     return parser.parse_args(['--cfg-options', *options]).cfg_options
 
 
-def inspect_config(path: str, cfg_options: dict) -> Tuple[str, bool]:
-    """The final checkpoint's file name and whether there is a val loop.
+def format_options(options: Dict[str, Any]) -> List[str]:
+    """``{key: value}`` to the ``key=value`` strings of ``--cfg-options``.
 
-    Args:
-        path (str): The training config.
-        cfg_options (dict): The sweep's ``--cfg-options``.
-
-    Returns:
-        tuple[str, bool]: e.g. ``('epoch_10.pth', True)``.
+    Examples:
+        >>> format_options({'a.b': 1, 'c': None, 'd': False, 'e': 'new'})
+        ['a.b=1', 'c=None', 'd=False', 'e=new']
     """
-    from mmengine.config import Config
-    cfg = Config.fromfile(path, import_custom_modules=False)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    train_cfg = cfg.get('train_cfg') or {}
-    if train_cfg.get('max_epochs') is not None:
-        final = f'epoch_{train_cfg["max_epochs"]}.pth'
-    elif train_cfg.get('max_iters') is not None:
-        final = f'iter_{train_cfg["max_iters"]}.pth'
-    else:
-        raise ValueError(f'{path}: train_cfg has neither max_epochs nor '
-                         'max_iters')
-    return final, cfg.get('val_dataloader') is not None
+    return [f'{key}={value}' for key, value in options.items()]
+
+
+def subsample_size(dataset: Dataset, classes: str) -> int:
+    """The number of classes of ``classes`` ('all', 'base' or 'new'): the
+    first ``ceil(n / 2)`` sorted labels are the base classes."""
+    base = (dataset.num_classes + 1) // 2
+    return dict(
+        all=dataset.num_classes, base=base,
+        new=dataset.num_classes - base)[classes]
+
+
+def dataset_options(loader: str, dataset: Dataset,
+                    classes: str) -> Dict[str, Any]:
+    """The options that point ``<loader>_dataloader`` at ``dataset``."""
+    prefix = f'{loader}_dataloader.dataset.'
+    return {
+        prefix + 'type': dataset.type,
+        prefix + 'data_root': dataset.data_root,
+        prefix + 'subsample_classes': classes,
+    }
 
 
 def has_checkpoints(work_dir: str) -> bool:
@@ -210,8 +282,26 @@ def has_checkpoints(work_dir: str) -> bool:
         for pattern in ('epoch_*.pth', 'iter_*.pth'))
 
 
-def config_name(path: str) -> str:
-    return osp.splitext(osp.basename(path))[0]
+def final_checkpoint(cfg) -> str:
+    """The file name of the last checkpoint a config's training writes."""
+    train_cfg = cfg.get('train_cfg') or {}
+    if train_cfg.get('max_epochs') is not None:
+        return f'epoch_{train_cfg["max_epochs"]}.pth'
+    if train_cfg.get('max_iters') is not None:
+        return f'iter_{train_cfg["max_iters"]}.pth'
+    raise ValueError('train_cfg has neither max_epochs nor max_iters')
+
+
+@dataclass
+class Run:
+    """The settings of one training run (all seeds but the seed)."""
+    dataset: str
+    shots: int
+    backbone: str  # the name part, e.g. 'resnet50'
+    name: str  # the run name
+    options: Dict[str, Any]  # without the seeds
+    checkpoint: str  # the final checkpoint's file name
+    record: dict  # sweep.json, without the seed and the evaluated data
 
 
 class Planner:
@@ -223,184 +313,236 @@ class Planner:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.index = ConfigIndex(args.config_dir)
-        self.cfg_options = parse_cfg_options(args.cfg_options)
-        self._inspected = {}
+        self.protocol = PROTOCOLS[args.protocol]
+        self.config = args.config
+        self.algorithm = args.algorithm
+        if self.config is None:
+            config, algorithm = self.protocol.configs[args.method]
+            self.config = osp.join(ROOT, 'configs', config)
+            self.algorithm = self.algorithm or algorithm
+        self.algorithm = self.algorithm or args.method
+        self.user_options = parse_cfg_options(args.cfg_options)
+        self._cfg = None
 
-    def run_dir(self, protocol: str, dataset: str, config: str,
-                seed: int) -> str:
-        return osp.join(self.args.work_dir, protocol, dataset,
-                        config_name(config), f'seed{seed}')
+    def _merged(self, options: Dict[str, Any]):
+        """The start config with ``options`` and the user's options."""
+        from mmengine.config import Config
+        if self._cfg is None:
+            self._cfg = Config.fromfile(
+                self.config, import_custom_modules=False)
+        cfg = copy.deepcopy(self._cfg)
+        cfg.merge_from_dict({**options, **self.user_options})
+        return cfg
 
-    def _inspect(self, config: str) -> Tuple[str, bool]:
-        if config not in self._inspected:
-            self._inspected[config] = inspect_config(config, self.cfg_options)
-        return self._inspected[config]
+    def run(self, dataset_name: str, shots: int,
+            backbone: Optional[str]) -> Run:
+        """The options, name and record of one training run.
 
-    def _train_and_tests(self,
-                         name: str,
-                         train_config: str,
-                         train_dir: str,
-                         seed: int,
-                         tests: List[Tuple[str, str]],
-                         reuse_dirs: Sequence[str] = ()) -> Job:
-        """A job: train in ``train_dir`` unless done, then each test
-        ``(config, work_dir)`` whose metrics are missing."""
-        final, has_val = self._inspect(train_config)
-        checkpoint = osp.join(train_dir, final)
-        job = Job(name)
-        outs = [osp.join(d, METRICS_FILE) for _, d in tests]
-        if all(osp.isfile(o) for o in outs):
-            return job  # nothing left to do
-        reused = [
-            osp.join(d, final) for d in reuse_dirs
-            if osp.isfile(osp.join(d, final))
-        ]
-        if not osp.isfile(checkpoint) and reused:
-            checkpoint = reused[0]
-        elif not osp.isfile(checkpoint):
-            resume = has_checkpoints(train_dir)
-            job.steps.append(
-                Step(
-                    'train',
-                    train_config,
-                    train_dir,
-                    seed,
-                    resume=resume,
-                    has_val=has_val,
-                    note='resume' if resume else ''))
-        for (config, work_dir), out in zip(tests, outs):
-            if not osp.isfile(out):
-                job.steps.append(
-                    Step(
-                        'test',
-                        config,
-                        work_dir,
-                        seed,
-                        checkpoint=checkpoint,
-                        out=out,
-                        note=('model of ' + osp.dirname(checkpoint))
-                        if reused and checkpoint == reused[0] else ''))
-        return job
+        Raises:
+            ValueError: The options do not fit the config, e.g. a dataset
+                with a val split on a config without a val loader.
+        """
+        args, protocol = self.args, self.protocol
+        dataset = DATASETS[dataset_name]
+        options = {
+            'dataset_type': dataset.type,
+            'data_root': dataset.data_root,
+        }
+        options.update(dataset_options('train', dataset, protocol.classes))
+        options['train_dataloader.dataset.num_shots'] = shots
+        if dataset.has_val:
+            options.update(dataset_options('val', dataset, protocol.classes))
+            options['val_dataloader.dataset.num_shots'] = shots
+        else:
+            options.update(
+                val_dataloader=None, val_evaluator=None, val_cfg=None)
+        options.update(dataset_options('test', dataset, protocol.classes))
+        epochs = EPOCHS[args.method](dataset_name, shots)
+        options.update({
+            'train_cfg.max_epochs': epochs,
+            'train_cfg.val_interval': epochs,
+            'param_scheduler.T_max': epochs,
+        })
+        if backbone is not None:
+            options['model.clip.arch'] = BACKBONES[backbone]
+        try:
+            cfg = self._merged(options)
+            # The original's drop_last = len(dataset) >= batch_size.
+            n_train = subsample_size(dataset, protocol.classes) * shots
+            options['train_dataloader.drop_last'] = (
+                n_train >= cfg.train_dataloader.batch_size)
+            cfg = self._merged(options)
+            batch = cfg.train_dataloader.batch_size
+            epochs = cfg.train_cfg.max_epochs
+            arch = cfg.model.clip.arch
+            checkpoint = final_checkpoint(cfg)
+        except (TypeError, KeyError, AttributeError, ValueError) as err:
+            raise ValueError(f'{self.config}: the {args.protocol} settings of '
+                             f'{dataset_name!r} do not fit this config: '
+                             f'{type(err).__name__}: {err}') from err
+        if backbone is None:
+            names = {a: name for name, a in BACKBONES.items()}
+            backbone = names.get(arch, arch.lower())
+        data = protocol.data.format(shots=shots, dataset=dataset_name)
+        name = (f'{self.algorithm}_{backbone}_clip-openai_1xb{batch}-'
+                f'ep{epochs}_{data}')
+        record = dict(
+            protocol=args.protocol,
+            method=args.method,
+            algorithm=self.algorithm,
+            backbone=backbone,
+            arch=arch,
+            trained_on=dataset_name,
+            shots=shots,
+            epochs=epochs,
+            batch_size=batch,
+            run=name,
+            config=self.config)
+        return Run(dataset_name, shots, backbone, name, options, checkpoint,
+                   record)
+
+    def folder(self,
+               dataset: str,
+               name: str,
+               seed: int,
+               protocol: Optional[str] = None) -> str:
+        return osp.join(self.args.work_dir, protocol or self.args.protocol,
+                        dataset, name, f'seed{seed}')
 
     def plan(self) -> List[Job]:
         """All jobs of the sweep, in order.
 
         Raises:
-            LookupError: A config is missing (nothing has run then).
+            ValueError: A setting does not fit the config (nothing has run
+                then).
         """
-        args = self.args
-        protocol = args.protocol
+        args, protocol = self.args, self.protocol
+        if protocol.targets:
+            datasets = protocol.datasets
+            targets = args.datasets or protocol.targets
+        else:
+            datasets = args.datasets or protocol.datasets
+            targets = ()
+        shots = args.shots or protocol.shots
         jobs = []
-        for backbone in args.backbone or [
-                DEFAULT_BACKBONE.get(protocol, 'vit-base-p16')
-        ]:
-            if protocol == 'fewshot':
-                jobs += self._plan_fewshot(backbone)
-            elif protocol == 'base2new':
-                jobs += self._plan_base2new(backbone)
-            else:
-                jobs += self._plan_transfer(backbone)
+        for backbone in args.backbone or [None]:
+            for dataset in datasets:
+                for k in shots:
+                    run = self.run(dataset, k, backbone)
+                    for seed in args.seeds:
+                        jobs.append(self._job(run, seed, targets))
         return jobs
 
-    def _plan_fewshot(self, backbone: str) -> List[Job]:
-        args, jobs = self.args, []
-        for dataset in args.datasets or DATASETS:
-            datas = [f'{k}shot-{dataset}' for k in args.shots]
-            algo = self.index.resolve_algorithm(args.method, args.algorithm,
-                                                backbone, datas)
-            for data in datas:
-                config = self.index.find(algo, backbone, data)
-                for seed in args.seeds:
-                    work_dir = self.run_dir('fewshot', dataset, config, seed)
-                    jobs.append(
-                        self._train_and_tests(
-                            f'fewshot/{dataset}/{config_name(config)}/'
-                            f'seed{seed}', config, work_dir, seed,
-                            [(config, work_dir)]))
-        return jobs
+    def _job(self, run: Run, seed: int, targets: Sequence[str]) -> Job:
+        """Train ``run`` for ``seed`` unless done, then each test whose
+        metrics are missing."""
+        train_dir = self.folder(run.dataset, run.name, seed)
+        seeds = {
+            'randomness.seed': seed,
+            'train_dataloader.dataset.seed': seed,
+        }
+        if DATASETS[run.dataset].has_val:
+            seeds['val_dataloader.dataset.seed'] = seed
+        options = {**seeds, **run.options}
+        record = dict(run.record, seed=seed)
+        # (folder, extra test options, evaluated dataset, classes)
+        tests = [(train_dir, {}, run.dataset, self.protocol.classes)]
+        if self.protocol.classes == 'base':
+            folder = self.folder(run.dataset, f'{run.name}_new', seed)
+            new = {'test_dataloader.dataset.subsample_classes': 'new'}
+            tests.append((folder, new, run.dataset, 'new'))
+        for target in targets:
+            dataset = {**DATASETS, **TEST_DATASETS}[target]
+            folder = self.folder(target, f'{run.name}-to-{target}', seed)
+            extra = dataset_options('test', dataset, 'all')
+            tests.append((folder, extra, target, 'all'))
+        job = Job(f'{self.args.protocol}/{run.dataset}/{run.name}/'
+                  f'seed{seed}')
+        for folder, extra, dataset, classes in tests:
+            test_options = {**options, **extra}
+            job.records[folder] = dict(
+                record,
+                dataset=dataset,
+                classes=classes,
+                cfg_options=self._options(test_options))
+        outs = [osp.join(folder, METRICS_FILE) for folder, *_ in tests]
+        if all(osp.isfile(o) for o in outs):
+            return job  # nothing left to do
+        checkpoint = osp.join(train_dir, run.checkpoint)
+        # cross-dataset and dg train the same model: reuse the other's.
+        other = SAME_TRAINING.get(self.args.protocol)
+        reused = None
+        if other is not None and not osp.isfile(checkpoint):
+            candidate = osp.join(
+                self.folder(run.dataset, run.name, seed, other),
+                run.checkpoint)
+            if osp.isfile(candidate):
+                reused = checkpoint = candidate
+        if not osp.isfile(checkpoint):
+            resume = has_checkpoints(train_dir)
+            job.steps.append(
+                Step(
+                    'train',
+                    self.config,
+                    train_dir,
+                    self._options(options),
+                    resume=resume,
+                    note='resume' if resume else ''))
+        for (folder, *_), out in zip(tests, outs):
+            if not osp.isfile(out):
+                job.steps.append(
+                    Step(
+                        'test',
+                        self.config,
+                        folder,
+                        job.records[folder]['cfg_options'],
+                        checkpoint=checkpoint,
+                        out=out,
+                        note=f'model of {osp.dirname(reused)}'
+                        if reused else ''))
+        return job
 
-    def _plan_base2new(self, backbone: str) -> List[Job]:
-        args, jobs = self.args, []
-        for dataset in args.datasets or DATASETS:
-            data = f'base2new-16shot-{dataset}'
-            algo = self.index.resolve_algorithm(args.method, args.algorithm,
-                                                backbone,
-                                                [data, f'{data}_new'])
-            base = self.index.find(algo, backbone, data)
-            new = self.index.find(algo, backbone, f'{data}_new')
-            for seed in args.seeds:
-                base_dir = self.run_dir('base2new', dataset, base, seed)
-                new_dir = self.run_dir('base2new', dataset, new, seed)
-                jobs.append(
-                    self._train_and_tests(
-                        f'base2new/{dataset}/{config_name(base)}/seed{seed}',
-                        base, base_dir, seed, [(base, base_dir),
-                                               (new, new_dir)]))
-        return jobs
-
-    def _plan_transfer(self, backbone: str) -> List[Job]:
-        args, protocol = self.args, self.args.protocol
-        targets = args.datasets or (XD_TARGETS if protocol == 'cross-dataset'
-                                    else DG_TARGETS)
-        source_data = f'16shot-{SOURCE}'
-        datas = [source_data] + [f'{source_data}-to-{t}' for t in targets]
-        algo = self.index.resolve_algorithm(args.method, args.algorithm,
-                                            backbone, datas)
-        source = self.index.find(algo, backbone, source_data)
-        other = 'dg' if protocol == 'cross-dataset' else 'cross-dataset'
-        jobs = []
-        for seed in args.seeds:
-            source_dir = self.run_dir(protocol, SOURCE, source, seed)
-            tests = [(source, source_dir)]
-            for target in targets:
-                config = self.index.find(algo, backbone,
-                                         f'{source_data}-to-{target}')
-                tests.append(
-                    (config, self.run_dir(protocol, target, config, seed)))
-            jobs.append(
-                self._train_and_tests(
-                    f'{protocol}/{SOURCE}/{config_name(source)}/seed{seed}',
-                    source,
-                    source_dir,
-                    seed,
-                    tests,
-                    reuse_dirs=[self.run_dir(other, SOURCE, source, seed)]))
-        return jobs
+    def _options(self, options: Dict[str, Any]) -> List[str]:
+        # The user's options last: they override the sweep's.
+        return format_options(options) + list(self.args.cfg_options or [])
 
 
-def step_command(step: Step, cfg_options: Sequence[str]) -> List[str]:
+def step_command(step: Step) -> List[str]:
     """The command line of a step.
 
     Args:
         step (Step): The step.
-        cfg_options (Sequence[str]): The sweep's ``--cfg-options``, passed
-            through after the seed options (so they can override them).
 
     Returns:
         list[str]: The argv, starting with the Python interpreter.
     """
-    seed = step.seed
     if step.kind == 'train':
-        options = [
-            f'randomness.seed={seed}', f'train_dataloader.dataset.seed={seed}'
-        ]
-        if step.has_val:
-            options.append(f'val_dataloader.dataset.seed={seed}')
         cmd = [sys.executable, TRAIN, step.config, '--work-dir', step.work_dir]
         if step.resume:
             cmd.append('--resume')
     else:
-        options = []
         cmd = [
             sys.executable, TEST, step.config, step.checkpoint, '--work-dir',
             step.work_dir, '--out', step.out, '--out-item', 'metrics',
             '--no-progress'
         ]
-    options += list(cfg_options or [])
-    if options:
-        cmd += ['--cfg-options', *options]
+    if step.options:
+        cmd += ['--cfg-options', *step.options]
     return cmd
+
+
+def write_records(job: Job) -> None:
+    """Write the ``sweep.json`` of the job's folders: those that will run
+    get the current settings; finished ones keep theirs, or get them if
+    they have none (folders of an earlier version of this tool)."""
+    running = {step.work_dir for step in job.steps}
+    for folder, record in job.records.items():
+        path = osp.join(folder, RECORD_FILE)
+        if folder in running or (osp.isdir(folder) and not osp.isfile(path)):
+            os.makedirs(folder, exist_ok=True)
+            with open(path, 'w') as f:
+                json.dump(record, f, indent=2)
+                f.write('\n')
 
 
 def run_step(step: Step, cmd: List[str]) -> Tuple[bool, str]:
@@ -433,23 +575,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Run a CoOp/CoCoOp protocol over datasets, seeds, shots '
         'and backbones with tools/train.py and tools/test.py.')
-    parser.add_argument('protocol', choices=PROTOCOLS)
+    parser.add_argument('protocol', choices=tuple(PROTOCOLS))
     parser.add_argument(
         '--method',
         choices=METHODS,
-        default='cocoop',
-        help='picks the config folder configs/<method> (default: cocoop)')
+        help='the method, which picks the protocol\'s config and the '
+        'schedule rule (default: coop for fewshot, cocoop otherwise)')
+    parser.add_argument(
+        '--config',
+        help='start every run from this config instead of the protocol\'s '
+        'model-zoo config; set --algorithm to keep its runs apart')
     parser.add_argument(
         '--algorithm',
-        help='the algorithm part of the config names, e.g. coop, coop-m4, '
-        'coop-ctxinit (default: the method, else the only one with the '
-        'configs, e.g. coop-ctxinit for CoOp base2new)')
+        help='the algorithm part of the run names (default: the '
+        'protocol\'s, e.g. coop-ctxinit for CoOp base2new; the method with '
+        '--config). Give a name of its own to a variant set by --config '
+        'or --cfg-options, or its runs share folders with the default\'s')
     parser.add_argument(
         '--backbone',
         nargs='+',
-        help='backbone part(s) of the config names: resnet50, resnet101, '
-        'vit-base-p32, vit-base-p16 (default: resnet50 for fewshot, '
-        'vit-base-p16 otherwise)')
+        choices=tuple(BACKBONES),
+        help='set model.clip.arch (default: the config\'s own backbone, '
+        'RN50 for fewshot and ViT-B/16 otherwise)')
     parser.add_argument(
         '--datasets',
         nargs='+',
@@ -459,7 +606,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--shots',
         nargs='+',
         type=int,
-        default=list(SHOTS),
         help='fewshot only (default: 1 2 4 8 16)')
     parser.add_argument(
         '--seeds',
@@ -468,29 +614,41 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=[1, 2, 3],
         help='run and few-shot seeds (default: 1 2 3)')
     parser.add_argument(
-        '--config-dir',
-        help='where the configs are (default: configs/<method> of this '
-        'repository)')
-    parser.add_argument(
         '--work-dir',
         default='work_dirs',
         help='root of the run folders (default: work_dirs)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        help='passed to every train.py and test.py run, e.g. '
-        'model.clip.pretrained=/data/clip/ViT-B-16.pt')
+        help='passed to every train.py and test.py run after the sweep\'s '
+        'own, e.g. model.clip.pretrained=/data/clip/ViT-B-16.pt')
     parser.add_argument(
         '--dry-run',
         action='store_true',
         help='print the commands without running them')
     args = parser.parse_args(argv)
-    if args.config_dir is None:
-        args.config_dir = osp.join(ROOT, 'configs', args.method)
-    if not osp.isdir(args.config_dir):
-        parser.error(f'--config-dir {args.config_dir!r}: no such folder')
-    if args.protocol != 'fewshot' and args.shots != list(SHOTS) and \
-            args.shots != [16]:
+    protocol = PROTOCOLS[args.protocol]
+    if args.method is None:
+        args.method = 'coop' if args.protocol == 'fewshot' else 'cocoop'
+    if args.config is None and args.method not in protocol.configs:
+        parser.error(f'{args.protocol} has no {args.method} config; '
+                     f'methods: {", ".join(protocol.configs)}; or give '
+                     'one with --config')
+    if args.config is not None and not osp.isfile(args.config):
+        parser.error(f'--config {args.config!r}: no such file')
+    if protocol.targets:
+        allowed = [
+            name for name in (*DATASETS, *TEST_DATASETS)
+            if name not in protocol.datasets
+        ]
+    else:
+        allowed = list(DATASETS)
+    for name in args.datasets or ():
+        if name not in allowed:
+            what = 'target' if protocol.targets else 'dataset'
+            parser.error(f'--datasets: unknown {args.protocol} {what} '
+                         f'{name!r}; allowed: {", ".join(allowed)}')
+    if args.shots and args.protocol != 'fewshot' and args.shots != [16]:
         parser.error(f'--shots is for the fewshot protocol; {args.protocol}'
                      ' always uses 16 shots')
     return args
@@ -506,17 +664,21 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         jobs = Planner(args).plan()
-    except (LookupError, ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f'run_sweep.py: error: {err}', file=sys.stderr)
         return 2
     done = sum(1 for job in jobs if not job.steps)
     failed, succeeded = [], 0
     todo = [job for job in jobs if job.steps]
     print(f'{len(jobs)} jobs: {done} done already, {len(todo)} to run')
-    for job in todo:
+    for job in jobs:
+        if not args.dry_run:
+            write_records(job)
+        if not job.steps:
+            continue
         print(f'== {job.name}')
         for step in job.steps:
-            cmd = step_command(step, args.cfg_options)
+            cmd = step_command(step)
             note = f'  # {step.note}' if step.note else ''
             print(f'  {shlex.join(cmd)}{note}', flush=True)
             if args.dry_run:

@@ -19,11 +19,59 @@ def results(tmp_path):
                           f'{k}shot-{dataset}')
                 for seed, noise in ((1, -0.5), (2, 0.5)):
                     acc = offset + gain * SHOTS.index(k) + noise
-                    write_metrics(root, 'fewshot', dataset, config, seed, acc)
+                    write_metrics(
+                        root,
+                        'fewshot',
+                        dataset,
+                        config,
+                        seed,
+                        acc,
+                        algorithm=algo,
+                        backbone='resnet50',
+                        shots=k,
+                        classes='all',
+                        trained_on=dataset,
+                        run=config)
         b2n = f'cocoop_vit-base-p16_clip-openai_1xb1-ep10_base2new-16shot-' \
             f'{dataset}'
-        write_metrics(root, 'base2new', dataset, b2n, 1, 80.0)
-        write_metrics(root, 'base2new', dataset, b2n + '_new', 1, 60.0)
+        settings = dict(
+            algorithm='cocoop',
+            backbone='vit-base-p16',
+            shots=16,
+            trained_on=dataset,
+            run=b2n)
+        write_metrics(
+            root,
+            'base2new',
+            dataset,
+            b2n,
+            1,
+            80.0,
+            classes='base',
+            **settings)
+        write_metrics(
+            root,
+            'base2new',
+            dataset,
+            b2n + '_new',
+            1,
+            60.0,
+            classes='new',
+            **settings)
+    # An ImageNet model tested on DTD is no point of a DTD curve.
+    write_metrics(
+        root,
+        'fewshot',
+        'dtd',
+        'imagenet-model-on-dtd',
+        1,
+        10.0,
+        algorithm='coop',
+        backbone='resnet50',
+        shots=16,
+        classes='all',
+        trained_on='imagenet',
+        run='imagenet-model')
     return root
 
 

@@ -1,18 +1,24 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""tools/run_sweep.py: planning, commands, skipping, resuming, failures.
+"""tools/run_sweep.py: planning, options, skipping, resuming, failures.
 
 The subprocesses are replaced by a fake that writes what train.py and
 test.py would write; test_sweep_end_to_end.py runs the real tools.
 """
+import json
+import re
 import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
+from mmengine.config import Config
 from workflow_testing import REPO_ROOT, load_tool
 
 run_sweep = load_tool('run_sweep.py')
 COCOOP_B2N = 'cocoop_vit-base-p16_clip-openai_1xb1-ep10_base2new-16shot-{}'
+COCOOP_PETS = (
+    REPO_ROOT / 'configs' / 'cocoop' /
+    'cocoop_vit-base-p16_clip-openai_1xb1-ep10_base2new-16shot-oxford-pets.py')
 
 
 def commands(out: str) -> list:
@@ -22,8 +28,14 @@ def commands(out: str) -> list:
     ]
 
 
-def option_values(cmd: list) -> list:
-    return cmd[cmd.index('--cfg-options') + 1:]
+def options(cmd: list) -> dict:
+    """The --cfg-options of a command as a dict (the last value wins)."""
+    values = cmd[cmd.index('--cfg-options') + 1:]
+    return dict(v.split('=', 1) for v in values)
+
+
+def work_dir(cmd: list) -> Path:
+    return Path(cmd[cmd.index('--work-dir') + 1])
 
 
 def test_dry_run_base2new(capsys, tmp_path):
@@ -31,63 +43,88 @@ def test_dry_run_base2new(capsys, tmp_path):
         'base2new', '--datasets', 'dtd', 'imagenet', '--seeds', '1', '2',
         '--work-dir',
         str(tmp_path), '--dry-run', '--cfg-options',
-        'model.clip.precision=fp16'
+        'model.clip.precision=fp16', 'train_cfg.max_epochs=3'
     ]) == 0
     cmds = commands(capsys.readouterr().out)
     assert len(cmds) == 2 * 2 * 3  # datasets x seeds x (train, base, new)
     train, base, new = cmds[:3]
-    config = COCOOP_B2N.format('dtd')
-    work_dir = str(tmp_path / 'base2new' / 'dtd' / config / 'seed1')
+    # Every run starts from the protocol's model-zoo config; the settings
+    # come as options, not from a config per dataset.
+    assert {c[2] for c in cmds} == {str(COCOOP_PETS)}
     assert train[1].endswith('tools/train.py')
-    assert train[2] == str(REPO_ROOT / 'configs' / 'cocoop' / f'{config}.py')
-    assert train[train.index('--work-dir') + 1] == work_dir
-    # The seed goes to the run and to the few-shot draws; user options last.
-    assert option_values(train) == [
+    # The run name spells the settings, with the user's epochs (3).
+    name = 'cocoop_vit-base-p16_clip-openai_1xb1-ep3_base2new-16shot-dtd'
+    folder = tmp_path / 'base2new' / 'dtd' / name / 'seed1'
+    assert work_dir(train) == folder
+    values = train[train.index('--cfg-options') + 1:]
+    # The seed goes to the run and to the few-shot draws, first; the
+    # user's options last, overriding the sweep's.
+    assert values[:3] == [
         'randomness.seed=1', 'train_dataloader.dataset.seed=1',
-        'val_dataloader.dataset.seed=1', 'model.clip.precision=fp16'
+        'val_dataloader.dataset.seed=1'
     ]
-    assert base[2] == train[2] and new[2].endswith(f'{config}_new.py')
+    assert values[-2:] == [
+        'model.clip.precision=fp16', 'train_cfg.max_epochs=3'
+    ]
+    opts = options(train)
+    for loader in ('train', 'val', 'test'):
+        assert opts[f'{loader}_dataloader.dataset.type'] == \
+            'DescribableTextures'
+        assert opts[f'{loader}_dataloader.dataset.data_root'] == 'data/dtd'
+        assert opts[f'{loader}_dataloader.dataset.subsample_classes'] == \
+            'base'
+    assert opts['train_dataloader.dataset.num_shots'] == '16'
+    assert opts['param_scheduler.T_max'] == '10'  # CoCoOp: 10 epochs
+    assert opts['train_dataloader.drop_last'] == 'True'
+    assert 'model.clip.arch' not in opts  # the config's own backbone
+    # Both tests evaluate the same checkpoint; the new classes in a folder
+    # of their own.
     for test in (base, new):
         assert test[1].endswith('tools/test.py')
-        assert test[3] == f'{work_dir}/epoch_10.pth'  # the same checkpoint
+        assert test[3] == f'{folder}/epoch_3.pth'
         assert test[test.index('--out-item') + 1] == 'metrics'
-    assert base[base.index('--out') + 1] == f'{work_dir}/metrics.json'
-    assert new[new.index('--out') +
-               1] == str(tmp_path / 'base2new' / 'dtd' / f'{config}_new' /
-                         'seed1' / 'metrics.json')
-    # ImageNet has no val loader: no val seed for it.
-    imagenet_train = cmds[6]
-    assert 'imagenet.py' in imagenet_train[2]
-    assert not any(o.startswith('val_') for o in option_values(imagenet_train))
+    assert base[base.index('--out') + 1] == f'{folder}/metrics.json'
+    assert options(base)['test_dataloader.dataset.subsample_classes'] == \
+        'base'
+    assert work_dir(new) == folder.parent.parent / f'{name}_new' / 'seed1'
+    assert options(new)['test_dataloader.dataset.subsample_classes'] == 'new'
+    # ImageNet has no val split: no val seed, no val loop.
+    imagenet = options(cmds[6])
+    assert 'val_dataloader.dataset.seed' not in imagenet
+    assert imagenet['val_dataloader'] == imagenet['val_cfg'] == 'None'
+    assert imagenet['train_dataloader.dataset.type'] == 'ImageNet'
     assert not any(Path(tmp_path).iterdir())  # a dry run writes nothing
 
 
-def test_dry_run_fewshot_and_algorithms(capsys, tmp_path):
+def test_dry_run_fewshot_schedule_and_backbones(capsys, tmp_path):
     base = ['--seeds', '1', '--work-dir', str(tmp_path), '--dry-run']
     assert run_sweep.main([
-        'fewshot', '--method', 'coop', '--datasets', 'eurosat', '--shots', '1',
+        'fewshot', '--datasets', 'eurosat', 'imagenet', '--shots', '1', '4',
         '16', '--backbone', 'resnet50', 'vit-base-p32'
     ] + base) == 0
-    configs = [Path(c[2]).stem for c in commands(capsys.readouterr().out)]
-    assert configs[::2] == [
+    cmds = commands(capsys.readouterr().out)
+    trains = [c for c in cmds if c[1].endswith('train.py')]
+    names = [work_dir(c).parent.name for c in trains]
+    # CoOp's epochs by shots (ImageNet always 50), in the names too.
+    assert names[:6] == [
         'coop_resnet50_clip-openai_1xb32-ep50_1shot-eurosat',
+        'coop_resnet50_clip-openai_1xb32-ep100_4shot-eurosat',
         'coop_resnet50_clip-openai_1xb32-ep200_16shot-eurosat',
-        'coop_vit-base-p32_clip-openai_1xb32-ep50_1shot-eurosat',
-        'coop_vit-base-p32_clip-openai_1xb32-ep200_16shot-eurosat',
+        'coop_resnet50_clip-openai_1xb32-ep50_1shot-imagenet',
+        'coop_resnet50_clip-openai_1xb32-ep50_4shot-imagenet',
+        'coop_resnet50_clip-openai_1xb32-ep50_16shot-imagenet',
     ]
-    # CoOp base-to-new exists as coop-ctxinit only: picked without asking.
-    assert run_sweep.main(
-        ['base2new', '--method', 'coop', '--datasets', 'dtd'] + base) == 0
-    assert Path(commands(capsys.readouterr().out)[0][2]).stem.startswith(
-        'coop-ctxinit_vit-base-p16')
-    # Several algorithms fit DG with ViT-B/16: the method's own, or asked.
-    assert run_sweep.main(['dg', '--method', 'coop'] + base) == 0
-    assert Path(commands(
-        capsys.readouterr().out)[0][2]).stem.startswith('coop_vit-base-p16')
-    assert run_sweep.main(
-        ['dg', '--method', 'coop', '--algorithm', 'coop-m4'] + base) == 0
-    assert Path(commands(
-        capsys.readouterr().out)[0][2]).stem.startswith('coop-m4_vit-base-p16')
+    assert names[6] == 'coop_vit-base-p32_clip-openai_1xb32-ep50_1shot-eurosat'
+    epochs = [options(c)['train_cfg.max_epochs'] for c in trains[:3]]
+    assert epochs == ['50', '100', '200']
+    assert [options(c)['param_scheduler.T_max'] for c in trains[:3]] == epochs
+    # The original's drop_last = len(dataset) >= batch_size: EuroSAT 1 shot
+    # is 10 images, 4 shots 40.
+    assert [options(c)['train_dataloader.drop_last']
+            for c in trains[:3]] == ['False', 'True', 'True']
+    assert options(trains[0])['val_dataloader.dataset.num_shots'] == '1'
+    assert {options(c)['model.clip.arch']
+            for c in trains} == {'RN50', 'ViT-B-32'}
 
 
 def test_dry_run_cross_dataset(capsys, tmp_path):
@@ -97,24 +134,102 @@ def test_dry_run_cross_dataset(capsys, tmp_path):
     ]) == 0
     cmds = commands(capsys.readouterr().out)
     assert len(cmds) == 1 + 1 + 10  # train, ImageNet test, 10 targets
-    source = Path(cmds[0][2]).stem
-    assert source.endswith('_16shot-imagenet')
+    source = 'cocoop_vit-base-p16_clip-openai_1xb1-ep10_16shot-imagenet'
     checkpoint = str(tmp_path / 'cross-dataset' / 'imagenet' / source /
                      'seed3' / 'epoch_10.pth')
-    targets = [Path(c[2]).stem.split('-to-')[-1] for c in cmds[2:]]
-    assert targets == list(run_sweep.XD_TARGETS)
     assert all(c[3] == checkpoint for c in cmds[1:])
+    targets = [work_dir(c).parts[-3] for c in cmds[2:]]
+    assert targets == list(run_sweep.XD_TARGETS)
+    dtd = cmds[2 + targets.index('dtd')]
+    assert work_dir(dtd).parent.name == f'{source}-to-dtd'
+    assert options(dtd)['test_dataloader.dataset.type'] == \
+        'DescribableTextures'
+    assert options(dtd)['test_dataloader.dataset.subsample_classes'] == 'all'
+    assert options(dtd)['train_dataloader.dataset.type'] == 'ImageNet'
 
 
 def test_planning_errors(capsys, tmp_path):
-    # No config: nothing runs, exit status 2, the reason is named.
-    assert run_sweep.main([
-        'base2new', '--datasets', 'mnist', '--work-dir',
-        str(tmp_path), '--dry-run'
-    ]) == 2
-    assert 'no configs' in capsys.readouterr().err
+    # An unknown dataset: the allowed ones are named.
+    with pytest.raises(SystemExit):
+        run_sweep.parse_args(['base2new', '--datasets', 'mnist'])
+    err = capsys.readouterr().err
+    assert "unknown base2new dataset 'mnist'" in err
+    assert 'allowed: imagenet, caltech101' in err
+    with pytest.raises(SystemExit):
+        run_sweep.parse_args(['dg', '--datasets', 'imagenet'])
+    assert 'allowed: caltech101' in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run_sweep.parse_args(['base2new', '--shots', '4'])
+    with pytest.raises(SystemExit):
+        run_sweep.parse_args(['fewshot', '--method', 'cocoop'])
+    assert 'fewshot has no cocoop config' in capsys.readouterr().err
+    # A config the settings do not fit (no val loader to point at DTD):
+    # nothing runs, exit status 2, the reason is named.
+    imagenet = (
+        REPO_ROOT / 'configs' / 'cocoop' /
+        'cocoop_vit-base-p16_clip-openai_1xb1-ep10_16shot-imagenet.py')
+    assert run_sweep.main([
+        'base2new', '--config',
+        str(imagenet), '--datasets', 'dtd', '--work-dir',
+        str(tmp_path), '--dry-run'
+    ]) == 2
+    assert "settings of 'dtd' do not fit" in capsys.readouterr().err
+
+
+def _model_zoo_training_configs():
+    """Model-zoo configs of the trained methods, from the metafiles."""
+    found = []
+    for method in ('coop', 'cocoop'):
+        meta = (REPO_ROOT / 'configs' / method / 'metafile.yml').read_text()
+        found += re.findall(r'Config: (configs/\S+\.py)', meta)
+    return sorted(set(found))
+
+
+def test_sweep_runs_are_the_model_zoo_configs(capsys, tmp_path):
+    """Independent of the tables: a sweep run named as a model-zoo config
+    has exactly that config's settings, and every model-zoo config is a
+    run of some sweep."""
+    sweeps = [
+        [
+            'fewshot', '--datasets', 'imagenet', 'caltech101', 'dtd',
+            'oxford-flowers', '--shots', '16', '--backbone', 'resnet50',
+            'vit-base-p32', 'vit-base-p16'
+        ],
+        ['base2new', '--method', 'coop'],
+        ['base2new', '--method', 'cocoop'],
+        ['cross-dataset', '--method', 'coop'],
+        ['cross-dataset', '--method', 'cocoop'],
+        ['dg', '--method', 'coop'],
+        ['dg', '--method', 'cocoop'],
+    ]
+    # CoOp IJCV Table 1: M=16 and M=4 from CoOp's ImageNet config.
+    rn50 = str(REPO_ROOT / 'configs' / 'coop' /
+               'coop_resnet50_clip-openai_1xb32-ep50_16shot-imagenet.py')
+    for algorithm, n_ctx in (('coop', 16), ('coop-m4', 4)):
+        sweeps.append([
+            'dg', '--method', 'coop', '--config', rn50, '--algorithm',
+            algorithm, '--backbone', 'resnet50', 'vit-base-p16',
+            '--cfg-options', f'model.head.prompt_learner.n_ctx={n_ctx}'
+        ])
+    runs = {}  # folder name: the command of its run (train or test)
+    for argv in sweeps:
+        assert run_sweep.main(
+            argv + ['--seeds', '1', '--work-dir',
+                    str(tmp_path), '--dry-run']) == 0
+        for cmd in commands(capsys.readouterr().out):
+            runs[work_dir(cmd).parent.name] = cmd
+    configs = _model_zoo_training_configs()
+    assert len(configs) >= 20
+    for rel in configs:
+        name = Path(rel).stem
+        assert name in runs, f'no sweep runs {rel}'
+        cmd = runs[name]
+        cfg = Config.fromfile(cmd[2], import_custom_modules=False)
+        cfg.merge_from_dict(
+            run_sweep.parse_cfg_options(cmd[cmd.index('--cfg-options') + 1:]))
+        want = Config.fromfile(
+            str(REPO_ROOT / rel), import_custom_modules=False)
+        assert cfg.to_dict() == want.to_dict(), rel
 
 
 class FakeTools:
@@ -126,12 +241,12 @@ class FakeTools:
 
     def __call__(self, cmd, stdout=None, **kwargs):
         self.calls.append(cmd)
-        work_dir = Path(cmd[cmd.index('--work-dir') + 1])
-        work_dir.mkdir(parents=True, exist_ok=True)
+        folder = work_dir(cmd)
+        folder.mkdir(parents=True, exist_ok=True)
         if cmd[1].endswith('train.py'):
-            (work_dir / 'epoch_10.pth').write_bytes(b'')
-            (work_dir / 'last_checkpoint').write_text('epoch_10.pth')
-        elif self.fail_tests_of and self.fail_tests_of in cmd[2]:
+            (folder / 'epoch_10.pth').write_bytes(b'')
+            (folder / 'last_checkpoint').write_text('epoch_10.pth')
+        elif self.fail_tests_of and self.fail_tests_of in str(folder):
             stdout.write('Traceback: something broke\n')
             return subprocess.CompletedProcess(cmd, 1)
         else:
@@ -140,7 +255,7 @@ class FakeTools:
         return subprocess.CompletedProcess(cmd, 0)
 
 
-def test_skip_resume_and_failures(monkeypatch, capsys, tmp_path):
+def test_skip_resume_failures_and_records(monkeypatch, capsys, tmp_path):
     argv = [
         'base2new', '--datasets', 'dtd', 'eurosat', '--seeds', '1', '2',
         '--work-dir',
@@ -162,25 +277,36 @@ def test_skip_resume_and_failures(monkeypatch, capsys, tmp_path):
     out = capsys.readouterr().out
     trains = [c for c in fake.calls if c[1].endswith('train.py')]
     # dtd seed 1 resumed, dtd seed 2 not retrained, eurosat from scratch.
-    assert [('--resume' in c, Path(c[c.index('--work-dir') + 1]).name,
-             Path(c[2]).stem.split('-')[-1])
+    assert [('--resume' in c, work_dir(c).name, work_dir(c).parts[-3])
             for c in trains] == [(True, 'seed1', 'dtd'),
                                  (False, 'seed1', 'eurosat'),
                                  (False, 'seed2', 'eurosat')]
-    tests = [Path(c[2]).stem for c in fake.calls if c[1].endswith('test.py')]
-    assert tests.count(COCOOP_B2N.format('dtd')) == 1  # seed 2's is done
+    tests = [work_dir(c) for c in fake.calls if c[1].endswith('test.py')]
+    assert tests.count(dtd / 'seed2') == 0  # its base test is done
     assert len(tests) == 2 + 1 + 4
     # The failure is reported with its log and the sweep went on.
     assert out.count('FAILED') == 2 and 'something broke' in out
     assert '2 failed' in out
-    assert (dtd.parent / f"{COCOOP_B2N.format('dtd')}_new" / 'seed2' /
-            'metrics.json').is_file()
+    new = dtd.parent / f"{COCOOP_B2N.format('dtd')}_new"
+    assert (new / 'seed2' / 'metrics.json').is_file()
+    # Every folder says what it holds, for summarize_results.py.
+    record = json.loads((new / 'seed2' / 'sweep.json').read_text())
+    assert record['run'] == COCOOP_B2N.format('dtd')
+    assert (record['protocol'], record['dataset'], record['trained_on'],
+            record['classes'], record['shots'], record['seed'],
+            record['algorithm'],
+            record['backbone']) == ('base2new', 'dtd', 'dtd', 'new', 16, 2,
+                                    'cocoop', 'vit-base-p16')
+    assert 'test_dataloader.dataset.subsample_classes=new' in \
+        record['cfg_options']
+    base = json.loads((dtd / 'seed2' / 'sweep.json').read_text())
+    assert base['classes'] == 'base'
 
     # Run again: only the failed tests are left, and now they pass.
     fake = FakeTools()
     monkeypatch.setattr(run_sweep.subprocess, 'run', fake)
     assert run_sweep.main(argv) == 0
-    assert [Path(c[2]).stem
+    assert [work_dir(c).parent.name
             for c in fake.calls] == [COCOOP_B2N.format('eurosat') + '_new'] * 2
     assert '2 jobs were done already' in capsys.readouterr().out
 
@@ -201,3 +327,4 @@ def test_dg_reuses_cross_dataset_training(capsys, tmp_path):
     assert cmds[0][cmds[0].index('--out') +
                    1] == str(tmp_path / 'dg' / 'imagenet' / source / 'seed1' /
                              'metrics.json')
+    assert options(cmds[-1])['test_dataloader.dataset.type'] == 'ImageNetR'

@@ -22,21 +22,37 @@ def results(tmp_path):
     #   61.0: B 91.0, N 60.5, H = 2 * 91 * 60.5 / 151.5 = 72.6799.
     # Average: B (80.4333 + 91) / 2 = 85.7167, N (56 + 60.5) / 2 = 58.25,
     #   H = 2 * 85.7167 * 58.25 / 143.9667 = 69.3632.
+    def b2n(dataset, classes, seed, acc):
+        name = BASE.format(dataset)
+        folder = name if classes == 'base' else f'{name}_new'
+        write_metrics(
+            tmp_path,
+            'base2new',
+            dataset,
+            folder,
+            seed,
+            acc,
+            algorithm='cocoop',
+            backbone='vit-base-p16',
+            shots=16,
+            classes=classes,
+            trained_on=dataset,
+            run=name)
+
     for seed, acc in zip((1, 2, 3), (80.04, 81.26, 79.95)):
-        write_metrics(tmp_path, 'base2new', 'dtd', BASE.format('dtd'), seed,
-                      acc)
+        b2n('dtd', 'base', seed, acc)
     for seed, acc in zip((1, 2, 3), (55.96, 56.04, 56.0)):
-        write_metrics(tmp_path, 'base2new', 'dtd',
-                      BASE.format('dtd') + '_new', seed, acc)
+        b2n('dtd', 'new', seed, acc)
     for seed, acc in zip((1, 2, 3), (90.0, 92.0, 50.0)):
-        write_metrics(tmp_path, 'base2new', 'eurosat', BASE.format('eurosat'),
-                      seed, acc)
+        b2n('eurosat', 'base', seed, acc)
     for seed, acc in zip((1, 2), (60.0, 61.0)):
-        write_metrics(tmp_path, 'base2new', 'eurosat',
-                      BASE.format('eurosat') + '_new', seed, acc)
+        b2n('eurosat', 'new', seed, acc)
+    # A run outside the sweep (no sweep.json): a row, but no pair.
+    write_metrics(tmp_path, 'base2new', 'dtd', 'by-hand', 1, 70.0)
+    write_metrics(tmp_path, 'base2new', 'dtd', 'by-hand_new', 1, 60.0)
     # A few-shot run whose seed 2 only has a test log (no metrics.json).
     config = 'coop_resnet50_clip-openai_1xb32-ep50_1shot-dtd'
-    write_metrics(tmp_path, 'fewshot', 'dtd', config, 1, 44.44)
+    write_metrics(tmp_path, 'fewshot', 'dtd', config, 1, 44.44, shots=1)
     log_dir = tmp_path / 'fewshot' / 'dtd' / config / 'seed2' / '2024_01'
     log_dir.mkdir(parents=True)
     (log_dir / '2024_01.log').write_text(
@@ -64,6 +80,10 @@ def test_markdown_table(results, capsys):
             '60.50 ± 0.50 | 72.68 |') in out
     assert ('| Average | cocoop | vit-base-p16 | - | 85.72 | 58.25 | '
             '69.36 |') in out
+    # The settings come from sweep.json, not from the folder names.
+    assert '| base2new | dtd | by-hand_new | 1 | 60.00 ± 0.00 |' in out
+    pairs = [line for line in out.splitlines() if line.startswith('| dtd |')]
+    assert len(pairs) == 1  # by-hand has no base/new pair
 
 
 def test_ci95_and_csv(results, tmp_path, capsys):
@@ -80,12 +100,18 @@ def test_ci95_and_csv(results, tmp_path, capsys):
     assert 'accuracy (mean ± ci95)' in out
     assert f"| {BASE.format('dtd')} | 1 2 3 | 80.43 ± 0.69 |" in out
     with open(rows) as f:
-        first = next(csv.DictReader(f))
+        first = list(csv.DictReader(f))[2]  # after by-hand and by-hand_new
     assert first['config'] == BASE.format('dtd')
+    assert (first['classes'], first['run']) == ('base', BASE.format('dtd'))
     assert first['values'] == '80 81.3 80'
     assert float(first['mean']) == pytest.approx(80.4333, abs=1e-4)
     assert float(first['std']) == pytest.approx(0.6128, abs=1e-4)
-    assert summarize.read_csv(str(rows))[0]['seeds'] == [1, 2, 3]
+    assert summarize.read_csv(str(rows))[2]['seeds'] == [1, 2, 3]
+    assert summarize.read_csv(str(rows))[2]['shots'] == 16
+    by_hand = [
+        r for r in summarize.read_csv(str(rows)) if r['config'] == 'by-hand'
+    ]
+    assert by_hand[0]['classes'] is None and by_hand[0]['shots'] is None
     with open(pairs) as f:
         last = list(csv.DictReader(f))[-1]
     assert last['dataset'] == 'Average'

@@ -6,8 +6,8 @@ import json
 
 import pytest
 from PIL import Image
-from workflow_testing import (SWEEP_CONFIG, load_tool, make_tiny_data,
-                              write_sweep_configs)
+from workflow_testing import (SWEEP_RUN, load_tool, make_tiny_data,
+                              write_sweep_config)
 
 from mmprompt.evaluation import harmonic_mean
 
@@ -16,13 +16,16 @@ from mmprompt.evaluation import harmonic_mean
 def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp('sweep')
     data_root = make_tiny_data(root / 'data')
-    write_sweep_configs(root / 'configs', data_root)
+    config = write_sweep_config(root / 'configs', data_root)
     run_sweep = load_tool('run_sweep.py')
+    # A dataset of the sweep's table, as a user adds one.
+    run_sweep.DATASETS['shapes'] = run_sweep.Dataset(
+        'SplitJsonDataset', data_root, num_classes=4)
     argv = [
-        'base2new', '--method', 'coop', '--config-dir',
-        str(root / 'configs'), '--backbone', 'tiny-vit', '--datasets',
-        'shapes', '--seeds', '1', '--work-dir',
-        str(root / 'work_dirs')
+        'base2new', '--method', 'coop', '--config',
+        str(config), '--datasets', 'shapes', '--seeds', '1', '--work-dir',
+        str(root / 'work_dirs'), '--cfg-options', 'train_cfg.max_epochs=2',
+        'train_cfg.val_interval=1', 'param_scheduler.T_max=2'
     ]
     status = run_sweep.main(argv)
     return dict(
@@ -35,12 +38,14 @@ def sweep(tmp_path_factory):
 
 def test_sweep_runs_and_skips(sweep, capsys):
     assert sweep['status'] == 0
-    base = sweep['work_dirs'] / 'base2new' / 'shapes' / SWEEP_CONFIG
-    new = base.parent / f'{SWEEP_CONFIG}_new'
+    base = sweep['work_dirs'] / 'base2new' / 'shapes' / SWEEP_RUN
+    new = base.parent / f'{SWEEP_RUN}_new'
     assert (base / 'seed1' / 'epoch_2.pth').is_file()
-    for folder in (base, new):
+    for folder, classes in ((base, 'base'), (new, 'new')):
         metrics = json.loads((folder / 'seed1' / 'metrics.json').read_text())
         assert 0 <= metrics['accuracy/top1'] <= 100
+        record = json.loads((folder / 'seed1' / 'sweep.json').read_text())
+        assert record['classes'] == classes and record['run'] == SWEEP_RUN
     # Everything is done: a second sweep runs nothing.
     capsys.readouterr()
     assert sweep['run_sweep'].main(sweep['argv']) == 0
@@ -52,14 +57,14 @@ def test_sweep_runs_and_skips(sweep, capsys):
 def test_summary_of_the_sweep(sweep, capsys):
     summarize = load_tool('analysis_tools/summarize_results.py')
     folder = sweep['work_dirs'] / 'base2new' / 'shapes'
-    b = json.loads((folder / SWEEP_CONFIG / 'seed1' /
+    b = json.loads((folder / SWEEP_RUN / 'seed1' /
                     'metrics.json').read_text())['accuracy/top1']
-    n = json.loads((folder / f'{SWEEP_CONFIG}_new' / 'seed1' /
+    n = json.loads((folder / f'{SWEEP_RUN}_new' / 'seed1' /
                     'metrics.json').read_text())['accuracy/top1']
     b, n = round(b, 1), round(n, 1)
     assert summarize.main([str(sweep['work_dirs'])]) == 0
     out = capsys.readouterr().out
-    assert (f'| shapes | coop | tiny-vit | 1 | {b:.2f} ± 0.00 | '
+    assert (f'| shapes | coop | mmprompt-tiny-vit | 1 | {b:.2f} ± 0.00 | '
             f'{n:.2f} ± 0.00 | {harmonic_mean(b, n):.2f} |') in out
 
 
@@ -73,7 +78,7 @@ def test_plots_and_curves_of_the_sweep(sweep, tmp_path):
     assert not (tmp_path / 'fewshot.png').exists()  # no few-shot runs
 
     analyze = load_tool('analysis_tools/analyze_logs.py')
-    run = sweep['work_dirs'] / 'base2new' / 'shapes' / SWEEP_CONFIG / 'seed1'
+    run = sweep['work_dirs'] / 'base2new' / 'shapes' / SWEEP_RUN / 'seed1'
     log = analyze.load_json_log(str(run))
     # 2 base classes x 4 shots, batch 4: 2 epochs of 2 iterations, each
     # logged, and a validation per epoch.

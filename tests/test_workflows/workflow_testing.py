@@ -14,8 +14,10 @@ TOOLS = REPO_ROOT / 'tools'
 DEMO_CONFIG = (
     REPO_ROOT / 'configs' / 'demo' /
     'coop_tiny-vit_shapes_1xb4-ep10_base2new-16shot-shapes.py')
-#: The sweep configs' name parts (algorithm_backbone_pretrain_schedule_data).
-SWEEP_CONFIG = 'coop_tiny-vit_shapes_1xb4-ep10_base2new-16shot-shapes'
+#: The name the sweep gives the run of the sweep config on the tiny data
+#: (``{algorithm}_{backbone}_clip-openai_1xb{batch}-ep{epochs}_{data}``).
+SWEEP_RUN = ('coop_mmprompt-tiny-vit_clip-openai_1xb4-ep2_'
+             'base2new-16shot-shapes')
 
 
 def load_tool(relative: str) -> ModuleType:
@@ -30,12 +32,18 @@ def load_tool(relative: str) -> ModuleType:
 
 
 def write_metrics(root: Path, protocol: str, dataset: str, config: str,
-                  seed: int, accuracy: float) -> Path:
-    """``root/<protocol>/<dataset>/<config>/seed<S>/metrics.json``."""
+                  seed: int, accuracy: float, **settings) -> Path:
+    """``root/<protocol>/<dataset>/<config>/seed<S>/metrics.json``, and the
+    folder's ``sweep.json`` with ``settings`` (as ``tools/run_sweep.py``
+    writes it) if any are given."""
     folder = root / protocol / dataset / config / f'seed{seed}'
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / 'metrics.json'
     path.write_text(json.dumps({'accuracy/top1': accuracy}))
+    if settings:
+        record = dict(
+            protocol=protocol, dataset=dataset, seed=seed, **settings)
+        (folder / 'sweep.json').write_text(json.dumps(record))
     return path
 
 
@@ -68,18 +76,19 @@ def make_tiny_data(root: Path) -> str:
     return str(root)
 
 
-def write_sweep_configs(config_dir: Path, data_root: str) -> None:
-    """The demo's CoOp base-to-new config on the tiny data, with a val loop,
-    and its ``_new`` twin, named as the sweep expects."""
+def write_sweep_config(config_dir: Path, data_root: str) -> Path:
+    """The demo's CoOp base-to-new config on the tiny data, with a val loop
+    (what a sweep points at another dataset).
+
+    Returns:
+        Path: The config file.
+    """
     config_dir.mkdir(parents=True, exist_ok=True)
     clip = os.path.join(data_root, 'clip.pt')
-    (config_dir / f'{SWEEP_CONFIG}.py').write_text(f'''\
+    path = config_dir / 'coop_tiny-vit_shapes.py'
+    path.write_text(f'''\
 _base_ = [{str(DEMO_CONFIG)!r}]
-data = dict(
-    data_root={data_root!r},
-    split_file='split.json',
-    image_dir='images',
-    num_shots=4)
+data = dict(split_file='split.json', image_dir='images')
 model = dict(clip=dict(pretrained={clip!r}))
 train_dataloader = dict(dataset=data)
 val_dataloader = dict(
@@ -89,6 +98,8 @@ val_dataloader = dict(
     dataset=dict(
         type='SplitJsonDataset',
         **data,
+        data_root={data_root!r},
+        num_shots=4,
         seed=1,
         subsample_classes='base',
         split='val',
@@ -96,12 +107,6 @@ val_dataloader = dict(
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 val_cfg = dict()
 test_dataloader = dict(dataset=data)
-max_epochs = 2
-train_cfg = dict(max_epochs=max_epochs, val_interval=1)
-param_scheduler = dict(T_max=max_epochs)
 default_hooks = dict(logger=dict(interval=1))
 ''')
-    (config_dir / f'{SWEEP_CONFIG}_new.py').write_text(f'''\
-_base_ = ['./{SWEEP_CONFIG}.py']
-test_dataloader = dict(dataset=dict(subsample_classes='new'))
-''')
+    return path

@@ -103,7 +103,10 @@ def fewshot_curves(rows: List[dict]) -> Dict[str, Dict[str, dict]]:
     for r in rows:
         if r['protocol'] not in ('fewshot', '') or r['shots'] is None:
             continue
-        if r['config'].endswith('_new') or '-to-' in r['config']:
+        # Tests of a model on other classes or another dataset (the
+        # settings sweep.json records) are no points of its curve.
+        if r.get('classes') not in (None, 'all') or r.get('trained_on') \
+                not in (None, r['dataset']):
             continue
         curves[r['dataset']][method_label(r)][r['shots']] = (r['mean'],
                                                              r['std'])

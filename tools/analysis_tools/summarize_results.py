@@ -2,16 +2,20 @@
 """Average the results of a sweep over seeds, as the original
 ``parse_test_res.py`` does.
 
-Reads every ``.../<dataset>/<config>/seed<S>/metrics.json`` under WORK_DIR
+Reads every ``.../<dataset>/<run>/seed<S>/metrics.json`` under WORK_DIR
 (written by ``tools/run_sweep.py`` or ``tools/test.py --out metrics.json
 --out-item metrics``); a seed folder without one is read from the last
-``Epoch(test)`` line of its newest log instead. Each seed's accuracy is
+``Epoch(test)`` line of its newest log instead. What a folder holds (the
+algorithm, backbone, shots, classes and the training run it tests) comes
+from the ``sweep.json`` that ``tools/run_sweep.py`` writes beside it;
+folder names are only grouped by, never parsed. Each seed's accuracy is
 rounded to one decimal first (the original printed ``{acc:.1f}%`` and
 parsed that), then the mean and the population standard deviation
 (``np.std``) or, with ``--ci95``, ``1.96 * std / sqrt(n)`` are reported.
-For base-to-new, each ``<config>`` is paired with ``<config>_new`` and H is
-the harmonic mean of the seed-averaged base and new accuracies; the Average
-row is H of the averages over datasets.
+For base-to-new, the test of a run on its base classes is paired with the
+test of the same run on the new classes, and H is the harmonic mean of the
+seed-averaged base and new accuracies; the Average row is H of the
+averages over datasets.
 
 Examples:
     python tools/analysis_tools/summarize_results.py work_dirs
@@ -27,7 +31,7 @@ import os.path as osp
 import re
 import sys
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -35,8 +39,10 @@ from mmprompt.evaluation import base_new_summary, harmonic_mean
 
 PROTOCOLS = ('fewshot', 'base2new', 'cross-dataset', 'dg')
 METRICS_FILE = 'metrics.json'
+RECORD_FILE = 'sweep.json'
+#: The settings of a folder's sweep.json that the tables use.
+SETTINGS = ('algorithm', 'backbone', 'shots', 'classes', 'trained_on', 'run')
 _SEED_DIR = re.compile(r'^seed(\d+)$')
-_SHOTS = re.compile(r'(?:^|[-_])(\d+)shot-')
 _TEST_LINE = re.compile(r'Epoch\(test\).*?\s{key}:\s*([-+.\deE]+)')
 
 
@@ -47,22 +53,22 @@ def round_seed(value: float, decimals: int = 1) -> float:
     return float(f'{value:.{decimals}f}')
 
 
-def parse_config_name(name: str) -> Dict[str, Optional[str]]:
-    """``algorithm``, ``backbone``, ``data`` and ``shots`` of a config name.
+def read_settings(seed_dir: str) -> Dict[str, Any]:
+    """What a seed folder holds, from its ``sweep.json``.
 
     Args:
-        name (str): e.g. ``coop_resnet50_clip-openai_1xb32-ep50_1shot-dtd``.
+        seed_dir (str): A ``seed<S>`` folder.
 
     Returns:
-        dict: Unknown parts are None; ``shots`` is an int or None.
+        dict: The keys of ``SETTINGS``; None where the folder has no
+        ``sweep.json`` (a run outside ``tools/run_sweep.py``).
     """
-    parts = name.split('_')
-    shots = _SHOTS.search(name)
-    return dict(
-        algorithm=parts[0],
-        backbone=parts[1] if len(parts) >= 5 else None,
-        data=parts[-1] if len(parts) >= 5 else None,
-        shots=int(shots.group(1)) if shots else None)
+    path = osp.join(seed_dir, RECORD_FILE)
+    record = {}
+    if osp.isfile(path):
+        with open(path) as f:
+            record = json.load(f)
+    return {key: record.get(key) for key in SETTINGS}
 
 
 def read_seed_result(seed_dir: str, metric: str) -> Optional[float]:
@@ -102,8 +108,9 @@ def collect(work_dir: str, metric: str = 'accuracy/top1') -> List[dict]:
         metric (str): The metric key. Defaults to 'accuracy/top1'.
 
     Returns:
-        list[dict]: ``protocol``, ``dataset``, ``config``, ``seed`` and
-        ``value``, sorted.
+        list[dict]: ``protocol``, ``dataset``, ``config`` (the folder's
+        name), ``seed``, ``value`` and the settings of :func:`read_settings`,
+        sorted.
     """
     records = []
     seed_dirs = glob.glob(osp.join(work_dir, '**', 'seed*'), recursive=True)
@@ -125,7 +132,8 @@ def collect(work_dir: str, metric: str = 'accuracy/top1') -> List[dict]:
                 dataset=osp.basename(dataset_dir),
                 config=osp.basename(config_dir),
                 seed=int(match.group(1)),
-                value=value))
+                value=value,
+                **read_settings(seed_dir)))
     return sorted(
         records,
         key=lambda r: (r['protocol'], r['dataset'], r['config'], r['seed']))
@@ -161,8 +169,10 @@ def summarize(records: List[dict], decimals: int = 1) -> List[dict]:
 
     Returns:
         list[dict]: One row per group: ``protocol``, ``dataset``,
-        ``config``, ``algorithm``, ``backbone``, ``shots``, ``seeds``,
-        ``values`` (rounded), ``mean``, ``std``, ``ci95``, ``n``.
+        ``config``, the settings (``algorithm``, ``backbone``, ``shots``,
+        ``classes``, ``trained_on``, ``run``; those of its first seed),
+        ``seeds``, ``values`` (rounded), ``mean``, ``std``, ``ci95``,
+        ``n``.
     """
     groups = defaultdict(list)
     for r in records:
@@ -170,15 +180,13 @@ def summarize(records: List[dict], decimals: int = 1) -> List[dict]:
     rows = []
     for (protocol, dataset, config), items in sorted(groups.items()):
         values = [i['value'] for i in items]
-        parts = parse_config_name(config)
         rows.append(
             dict(
                 protocol=protocol,
                 dataset=dataset,
                 config=config,
-                algorithm=parts['algorithm'],
-                backbone=parts['backbone'],
-                shots=parts['shots'],
+                **{key: items[0].get(key)
+                   for key in SETTINGS},
                 seeds=[i['seed'] for i in items],
                 values=[round_seed(v, decimals) for v in values],
                 **seed_stats(values, decimals)))
@@ -186,23 +194,27 @@ def summarize(records: List[dict], decimals: int = 1) -> List[dict]:
 
 
 def base_to_new(rows: List[dict], decimals: int = 1) -> List[dict]:
-    """Pair ``<config>`` with ``<config>_new`` rows into B, N and H.
+    """Pair the base-class and new-class tests of each run into B, N, H.
 
-    Only seeds present in both are used. H is that of the seed-averaged
-    B and N (:func:`mmprompt.evaluation.base_new_summary`).
+    The rows of a run (``run`` of sweep.json) with ``classes`` 'base' and
+    'new' are paired; only seeds present in both are used. H is that of the
+    seed-averaged B and N (:func:`mmprompt.evaluation.base_new_summary`).
 
     Returns:
-        list[dict]: ``dataset``, ``config`` (the base one), ``algorithm``,
+        list[dict]: ``dataset``, ``config`` (the run), ``algorithm``,
         ``backbone``, ``seeds``, ``base``, ``base_std``, ``new``,
         ``new_std``, ``H``; then one ``dataset='Average'`` row per
         algorithm and backbone over the datasets.
     """
-    by_key = {(r['protocol'], r['dataset'], r['config']): r for r in rows}
+    halves = defaultdict(dict)
+    for r in rows:
+        if r['run'] is not None and r['classes'] in ('base', 'new'):
+            halves[(r['protocol'], r['dataset'], r['run'])][r['classes']] = r
     pairs = []
-    for (protocol, dataset, config), base in sorted(by_key.items()):
-        new = by_key.get((protocol, dataset, f'{config}_new'))
-        if new is None or config.endswith('_new'):
+    for (protocol, dataset, run), half in sorted(halves.items()):
+        if len(half) < 2:
             continue
+        base, new = half['base'], half['new']
         seeds = sorted(set(base['seeds']) & set(new['seeds']))
         if not seeds:
             continue
@@ -212,7 +224,7 @@ def base_to_new(rows: List[dict], decimals: int = 1) -> List[dict]:
         pairs.append(
             dict(
                 dataset=dataset,
-                config=config,
+                config=run,
                 algorithm=base['algorithm'],
                 backbone=base['backbone'],
                 seeds=seeds,
@@ -290,7 +302,8 @@ def markdown(rows: List[dict], pairs: List[dict], ci95: bool = False) -> str:
 
 
 CSV_FIELDS = ('protocol', 'dataset', 'config', 'algorithm', 'backbone',
-              'shots', 'n', 'seeds', 'values', 'mean', 'std', 'ci95')
+              'shots', 'classes', 'trained_on', 'run', 'n', 'seeds', 'values',
+              'mean', 'std', 'ci95')
 BASE2NEW_FIELDS = ('dataset', 'config', 'algorithm', 'backbone', 'seeds',
                    'base', 'base_std', 'new', 'new_std', 'H')
 
@@ -320,16 +333,17 @@ def read_csv(path: str) -> List[dict]:
     rows = []
     with open(path, newline='') as f:
         for r in csv.DictReader(f):
-            rows.append(
-                dict(
-                    r,
-                    shots=int(r['shots']) if r.get('shots') else None,
-                    n=int(r['n']),
-                    seeds=[int(s) for s in r['seeds'].split()],
-                    values=[float(v) for v in r['values'].split()],
-                    mean=float(r['mean']),
-                    std=float(r['std']),
-                    ci95=float(r['ci95'])))
+            row = {key: value or None for key, value in r.items()}
+            row.update(
+                protocol=r['protocol'],
+                shots=int(r['shots']) if r.get('shots') else None,
+                n=int(r['n']),
+                seeds=[int(s) for s in r['seeds'].split()],
+                values=[float(v) for v in r['values'].split()],
+                mean=float(r['mean']),
+                std=float(r['std']),
+                ci95=float(r['ci95']))
+            rows.append(row)
     return rows
 
 
