@@ -18,31 +18,26 @@ Examples:
 import argparse
 import os
 import os.path as osp
-import sys
-import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional
 
 # First: registers mmprompt's modules and the weights_only-safe loader.
 import mmprompt  # noqa: F401  # isort: skip
 import mmengine
-import torch
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
-from mmengine.evaluator import BaseMetric
-from mmengine.hooks import Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.runner import Runner
-from mmengine.utils import ProgressBar
 
-from mmprompt.engine import (CheckpointMismatchError, check_checkpoint_fits,
-                             registry_hint)
-from mmprompt.models.utils.coop_checkpoint import (convert_coop_state_dict,
-                                                   is_original_checkpoint)
-from mmprompt.utils import UnsafeCheckpointError, load_checkpoint_file
+from mmprompt.engine import CheckpointFitHook, TestProgressHook
+from mmprompt.evaluation import PredictionDumper
+from mmprompt.evaluation.prediction_dumper import DUMP_SUFFIXES
+from mmprompt.registry import registry_hint
+from mmprompt.utils import (CheckpointMismatchError, UnsafeCheckpointError,
+                            load_checkpoint_file)
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 OUT_ITEMS = ('pred', 'metrics')
-OUT_SUFFIXES = ('.json', '.pkl', '.pickle', '.yaml', '.yml')
+OUT_SUFFIXES = DUMP_SUFFIXES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -149,156 +144,6 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     return checkpoint
 
 
-class CheckpointCheckHook(Hook):
-    """Convert original checkpoints and refuse ones that do not fit.
-
-    mmengine loads checkpoints with ``strict=False``: a missing or
-    misshapen ``ctx`` would leave the random initial context in place and
-    give a meaningless accuracy without an error. This hook makes every
-    learned tensor of the model required, with its shape, and converts a
-    checkpoint of the original code in memory.
-    """
-
-    priority = 'VERY_HIGH'
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if is_original_checkpoint(checkpoint):
-            print_log(
-                f'{self.path} is a checkpoint of the original CoOp/CoCoOp '
-                'code; converting it in memory (tools/model_converters/'
-                'coop_to_mmprompt.py converts it once for all)',
-                logger='current')
-            converted = convert_coop_state_dict(checkpoint)
-            epoch = checkpoint.get('epoch')
-            # In place: the runner loads the dict it passed to the hooks.
-            checkpoint.clear()
-            checkpoint.update(
-                state_dict=converted,
-                meta=dict(epoch=epoch, converted_from=self.path))
-        check_checkpoint_fits(runner.model,
-                              checkpoint.get('state_dict', checkpoint),
-                              self.path)
-
-
-class PredictionDumper(BaseMetric):
-    """Collect every prediction as plain Python data and write it to a file.
-
-    Plain lists, numbers and strings rather than ``DataSample`` s, so that
-    the file is json if wanted and never needs unpickling code to read.
-
-    Args:
-        out_file (str): ``.json``, ``.pkl``, ``.pickle``, ``.yaml`` or
-            ``.yml``.
-        class_names (Sequence[str], optional): The test set's classes, for
-            ``pred_class``. Defaults to None.
-    """
-
-    def __init__(self,
-                 out_file: str,
-                 class_names: Optional[Sequence[str]] = None) -> None:
-        super().__init__(collect_device='cpu')
-        self.out_file = out_file
-        self.class_names = list(class_names) if class_names else None
-
-    @staticmethod
-    def _plain(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu()
-            return value.item() if value.numel() == 1 and \
-                value.dim() <= 1 else value.tolist()
-        return value
-
-    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        for sample in data_samples:
-            record = {
-                key: self._plain(sample[key])
-                for key in ('sample_idx', 'img_path', 'gt_label', 'pred_label',
-                            'pred_score') if key in sample
-            }
-            if self.class_names is not None and 'pred_label' in record:
-                record['pred_class'] = self.class_names[record['pred_label']]
-            self.results.append(record)
-
-    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        results = sorted(results, key=lambda r: r.get('sample_idx', 0))
-        mmengine.mkdir_or_exist(osp.dirname(osp.abspath(self.out_file)))
-        mmengine.dump(results, self.out_file)
-        print_log(
-            f'{len(results)} predictions written to {self.out_file}',
-            logger='current')
-        return {}
-
-
-class TestProgressHook(Hook):
-    """Show how far the test loop is.
-
-    On a terminal, a progress bar; LoggerHook's per-batch test lines are
-    held back meanwhile (the bar shows the same count and ETA, and lines
-    printed into a bar redrawn with ``\\r`` garble both). Otherwise (a log
-    file, a batch job) one log line per tenth of the batches. Only the main
-    process reports.
-    """
-
-    # Before LoggerHook (BELOW_NORMAL), so the bar's line is finished before
-    # the metrics are logged.
-    priority = 'NORMAL'
-
-    def __init__(self) -> None:
-        self._bar = None
-        self._total = 0
-        self._next_report = 0
-        self._start = 0.0
-        self._held_back = []
-
-    def before_test_epoch(self, runner) -> None:
-        if not is_main_process():
-            return
-        self._total = len(runner.test_dataloader)
-        self._start = time.time()
-        if sys.stdout.isatty():
-            for hook in runner.hooks:
-                if isinstance(hook, LoggerHook):
-                    self._held_back.append((hook, hook.interval))
-                    hook.interval = sys.maxsize
-            self._bar = ProgressBar(self._total, file=sys.stdout)
-        else:
-            self._next_report = max(1, self._total // 10)
-            print_log(f'Testing: {self._total} batches', logger='current')
-
-    def after_test_iter(self,
-                        runner,
-                        batch_idx,
-                        data_batch=None,
-                        outputs=None) -> None:
-        if not is_main_process():
-            return
-        if self._bar is not None:
-            self._bar.update()
-            return
-        done = batch_idx + 1
-        if done >= self._next_report or done == self._total:
-            elapsed = time.time() - self._start
-            eta = elapsed / done * (self._total - done)
-            print_log(
-                f'Testing: {done}/{self._total} batches '
-                f'({100 * done // max(self._total, 1)}%), elapsed '
-                f'{elapsed:.0f}s, ETA {eta:.0f}s',
-                logger='current')
-            self._next_report = done + max(1, self._total // 10)
-
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        for hook, interval in self._held_back:
-            hook.interval = interval
-        self._held_back = []
-        if self._bar is not None:
-            sys.stdout.write('\n')
-            sys.stdout.flush()
-            self._bar = None
-
-
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command line to the config.
 
@@ -359,7 +204,7 @@ def main(argv=None) -> Optional[dict]:
     try:
         runner = Runner.from_cfg(cfg)
         if args.checkpoint is not None:
-            runner.register_hook(CheckpointCheckHook(args.checkpoint))
+            runner.register_hook(CheckpointFitHook(args.checkpoint))
         if not args.no_progress:
             runner.register_hook(TestProgressHook())
         if args.out is not None and args.out_item == 'pred':

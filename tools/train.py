@@ -27,10 +27,11 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmprompt.engine import (CheckpointFitHook, CheckpointMismatchError,
-                             existing_checkpoints, registry_hint,
-                             setup_cpu_distributed)
-from mmprompt.utils import CorruptCheckpointError, UnsafeCheckpointError
+from mmprompt.engine import CheckpointFitHook, setup_cpu_distributed
+from mmprompt.registry import registry_hint
+from mmprompt.utils import (POINTER, CheckpointMismatchError,
+                            CorruptCheckpointError, UnsafeCheckpointError,
+                            existing_checkpoints)
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -148,7 +149,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         # Runner: resume=True without load_from finds the last checkpoint.
         cfg.resume = True
         cfg.load_from = None
-        last = osp.join(cfg.work_dir, 'last_checkpoint')
+        last = osp.join(cfg.work_dir, POINTER)
         if not existing_checkpoints(cfg.work_dir):
             print_log(
                 f'--resume: no checkpoint to resume from in {cfg.work_dir!r} '
@@ -239,7 +240,8 @@ def main(argv=None) -> None:
     try:
         runner = Runner.from_cfg(cfg)
         # mmengine loads with strict=False and only warns on a misshapen
-        # tensor: a checkpoint of another arch or n_ctx is refused instead.
+        # tensor: a checkpoint of another arch or n_ctx is refused instead,
+        # and one of the original code is converted.
         runner.register_hook(CheckpointFitHook())
         runner.train()
     except KeyError as err:

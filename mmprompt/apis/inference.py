@@ -15,10 +15,8 @@ from mmengine.runner import CheckpointLoader
 
 # Registers mmprompt's modules and its weights_only checkpoint loaders.
 import mmprompt  # noqa: F401  # isort: skip
-from mmprompt.engine import check_checkpoint_fits
-from mmprompt.models.utils.coop_checkpoint import (convert_coop_state_dict,
-                                                   is_original_checkpoint)
 from mmprompt.registry import DATASETS, MODELS, TRANSFORMS
+from mmprompt.utils import check_checkpoint_fits, checkpoint_filter_fn
 
 __all__ = ['PromptInferencer', 'ImageInput']
 
@@ -28,13 +26,6 @@ ImageInput = Union[str, np.ndarray, Any]
 
 _LOADERS = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile',
             'mmcv.LoadImageFromFile')
-
-
-def _strip_module_prefix(state_dict: dict) -> dict:
-    return {
-        (k[len('module.'):] if k.startswith('module.') else k): v
-        for k, v in state_dict.items()
-    }
 
 
 class PromptInferencer:
@@ -138,12 +129,10 @@ class PromptInferencer:
         if not isinstance(checkpoint, dict):
             raise ValueError(f'checkpoint {path!r} holds a '
                              f'{type(checkpoint).__name__}, not a dict')
-        state_dict = _strip_module_prefix(
-            checkpoint.get('state_dict', checkpoint))
-        if is_original_checkpoint(state_dict):
-            state_dict = convert_coop_state_dict(state_dict)
         if is_model_wrapper(model):
             model = model.module
+        # mmprompt's keys, whoever wrote the checkpoint.
+        state_dict = checkpoint_filter_fn(checkpoint, model)
         # Every learned tensor, with its shape (the extra state, the classes
         # of class-specific contexts, is optional: converted checkpoints
         # lack it), and nothing the model does not have.

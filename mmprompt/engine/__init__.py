@@ -1,16 +1,22 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
+from mmprompt.registry import registry_hint
+from mmprompt.utils import (CheckpointMismatchError, check_checkpoint_fits,
+                            existing_checkpoints, find_last_valid_checkpoint)
 from .distributed import accelerator_available, setup_cpu_distributed
-from .hooks import ClassNamesHook
-from .reliability import (CheckpointFitHook, CheckpointMismatchError,
-                          FiniteLossHook, SafeCheckpointHook,
-                          check_checkpoint_fits, existing_checkpoints,
-                          find_last_valid_checkpoint, registry_hint)
+from .hooks import (CheckpointFitHook, ClassNamesHook, FiniteLossHook,
+                    SafeCheckpointHook, TestProgressHook)
+from .rng import get_rng_state, set_rng_state
 from .schedulers import ConstantWarmupCosineLR
 
-__all__ = ['ClassNamesHook', 'ConstantWarmupCosineLR']
+__all__ = [
+    'CheckpointFitHook', 'ClassNamesHook', 'FiniteLossHook',
+    'SafeCheckpointHook', 'TestProgressHook', 'ConstantWarmupCosineLR',
+    'accelerator_available', 'setup_cpu_distributed', 'get_rng_state',
+    'set_rng_state'
+]
+# Importable from here as before; their homes are mmprompt.utils.checkpoint
+# and mmprompt.registry.
 __all__ += [
-    'SafeCheckpointHook', 'FiniteLossHook', 'CheckpointFitHook',
     'CheckpointMismatchError', 'check_checkpoint_fits', 'existing_checkpoints',
-    'find_last_valid_checkpoint', 'registry_hint', 'accelerator_available',
-    'setup_cpu_distributed'
+    'find_last_valid_checkpoint', 'registry_hint'
 ]

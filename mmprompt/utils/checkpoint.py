@@ -1,26 +1,59 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Checkpoint loading that stays safe under ``torch.load(weights_only=True)``.
+"""Every piece of checkpoint logic of mmprompt, once.
 
-Since torch 2.6 ``torch.load`` refuses any pickled global it does not know.
-The checkpoints mmengine writes hold a few such globals: numpy arrays and
-scalars from the message hub and :class:`~mmengine.logging.HistoryBuffer`,
-whose statistics methods are pickled as ``getattr(HistoryBuffer, 'mean')``.
-:func:`register_safe_globals` allows exactly these, with a ``getattr`` that
-resolves nothing but those methods, so a user never needs
-``weights_only=False`` for a file they were handed.
+* **Weights-only loading.** Since torch 2.6 ``torch.load`` refuses any
+  pickled global it does not know. mmengine's checkpoints hold a few: numpy
+  arrays and scalars of the message hub and
+  :class:`~mmengine.logging.HistoryBuffer`, whose statistics methods are
+  pickled as ``getattr(HistoryBuffer, 'mean')``.
+  :func:`register_safe_globals` allows exactly these, with a ``getattr``
+  that resolves nothing but those methods, and
+  :func:`register_checkpoint_loader` routes mmengine's ``CheckpointLoader``
+  (``load_from``, ``--resume``, ``tools/test.py CKPT``) through
+  :func:`load_checkpoint_file`, so a user never needs ``weights_only=False``
+  for a file they were handed.
+* **Key conversion.** :func:`strip_prefix` removes DDP's ``module.``;
+  :func:`checkpoint_filter_fn` turns the checkpoints of the original code
+  into mmprompt's keys (one case per original, as timm's
+  ``checkpoint_filter_fn``) and passes mmprompt's through.
+* **The fits-this-model check.** :func:`check_checkpoint_fits`: mmengine
+  loads with ``strict=False`` and only warns on a misshapen tensor.
+* **Discovery.** :func:`existing_checkpoints`, :func:`is_valid_checkpoint`,
+  :func:`find_last_valid_checkpoint`: what auto-resume may use.
+* **Atomic writes.** :func:`atomic_write` and :class:`AtomicLocalBackend`,
+  the mmengine file backend ``'atomic_local'`` through which
+  ``SafeCheckpointHook`` writes.
+
+This module imports nothing from the rest of mmprompt: models, engine,
+apis and tools build on it.
 """
+import glob
+import logging
+import os
+import os.path as osp
 import pickle
 import re
-from typing import Any, Optional, Union
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
+import torch.nn as nn
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.logging import HistoryBuffer, print_log
+from mmengine.model import is_model_wrapper
 from mmengine.runner import CheckpointLoader
 
 __all__ = [
-    'CorruptCheckpointError', 'UnsafeCheckpointError', 'load_checkpoint_file',
-    'register_checkpoint_loader', 'register_safe_globals'
+    'CorruptCheckpointError', 'UnsafeCheckpointError',
+    'CheckpointMismatchError', 'load_checkpoint_file',
+    'register_checkpoint_loader', 'register_safe_globals', 'strip_prefix',
+    'LEARNER_PREFIX', 'original_format', 'checkpoint_filter_fn',
+    'convert_coop_state_dict', 'check_checkpoint_fits', 'CHECKPOINT_PATTERNS',
+    'POINTER', 'existing_checkpoints', 'read_pointer', 'is_valid_checkpoint',
+    'find_last_valid_checkpoint', 'atomic_write', 'remove_partial_writes',
+    'AtomicLocalBackend', 'ATOMIC_BACKEND'
 ]
 
 
@@ -32,6 +65,13 @@ class CorruptCheckpointError(ValueError):
     """A file is not a checkpoint torch can read (truncated or corrupt)."""
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not hold the learned state of the model."""
+
+
+# ---------------------------------------------------------------------------
+# Weights-only loading
+# ---------------------------------------------------------------------------
 def _statistics_method_names() -> set:
     # The built-in four are registered lazily, by the first HistoryBuffer.
     return {'min', 'max', 'current', 'mean'} | set(
@@ -103,6 +143,14 @@ def load_checkpoint_file(filename: Union[str, Any],
             allowlist, i.e. unpickling it could run arbitrary code.
         CorruptCheckpointError: The file is truncated, corrupt or not a
             torch checkpoint.
+
+    Examples:
+        >>> import io, torch
+        >>> buffer = io.BytesIO()
+        >>> torch.save({'state_dict': {'w': torch.ones(2)}}, buffer)
+        >>> _ = buffer.seek(0)
+        >>> load_checkpoint_file(buffer)['state_dict']['w']
+        tensor([1., 1.])
     """
     register_safe_globals()
     try:
@@ -137,7 +185,6 @@ def load_checkpoint_file(filename: Union[str, Any],
 
 
 def _load_from_local(filename: str, map_location=None) -> Any:
-    import os.path as osp
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
@@ -150,8 +197,6 @@ def _load_from_http(filename: str,
                     progress: bool = True) -> Any:
     """Download once (the main process; the others wait), then load as a
     local file: mmengine's own URL loader unpickles without weights_only."""
-    import os
-    import os.path as osp
     from urllib.parse import urlparse
 
     from mmengine.dist import barrier, is_main_process
@@ -173,3 +218,492 @@ def register_checkpoint_loader() -> None:
         prefixes='', loader=_load_from_local, force=True)
     CheckpointLoader.register_scheme(
         prefixes=('http://', 'https://'), loader=_load_from_http, force=True)
+
+
+# ---------------------------------------------------------------------------
+# Key conversion
+# ---------------------------------------------------------------------------
+#: Where a PromptClassifier keeps its prompt learner's state.
+LEARNER_PREFIX = 'head.prompt_learner.'
+
+# CoOp / CoCoOp (KaiyangZhou/CoOp): what prompt_learner/model.pth.tar-N
+# holds. The token buffers are saved but rebuilt from the class names on
+# every load, by the original as by mmprompt.
+_COOP_LEARNED = ('ctx', 'meta_net.linear1.weight', 'meta_net.linear1.bias',
+                 'meta_net.linear2.weight', 'meta_net.linear2.bias')
+_COOP_REBUILT = ('token_prefix', 'token_suffix')
+
+
+def strip_prefix(state_dict: Dict[str, Any],
+                 prefix: str = 'module.') -> 'OrderedDict[str, Any]':
+    """The state dict with ``prefix`` removed from the keys that have it.
+
+    Args:
+        state_dict (dict): A state dict, e.g. of a model wrapped in
+            ``DistributedDataParallel``.
+        prefix (str): What to remove. Defaults to ``'module.'``.
+
+    Returns:
+        OrderedDict: The same values under the shortened keys, in order.
+
+    Examples:
+        >>> strip_prefix({'module.head.w': 1, 'b': 2})
+        OrderedDict([('head.w', 1), ('b', 2)])
+    """
+    return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v)
+                       for k, v in state_dict.items())
+
+
+def _state_dict_of(checkpoint: Any) -> Any:
+    if isinstance(checkpoint, dict) and isinstance(
+            checkpoint.get('state_dict'), dict):
+        return checkpoint['state_dict']
+    return checkpoint
+
+
+def original_format(checkpoint: Any) -> Optional[str]:
+    """Which original code wrote ``checkpoint``, if not mmprompt.
+
+    Args:
+        checkpoint (dict): A loaded checkpoint or its state dict.
+
+    Returns:
+        str | None: ``'CoOp/CoCoOp'`` for ``prompt_learner/model.pth.tar-N``
+        of KaiyangZhou/CoOp (the prompt learner's own state dict, so ``ctx``
+        is a top-level key); None for mmprompt's checkpoints (the whole
+        model's state dict, ``head.prompt_learner.ctx``) and anything else.
+
+    Examples:
+        >>> original_format({'state_dict': {'ctx': 0, 'token_prefix': 0}})
+        'CoOp/CoCoOp'
+        >>> original_format({'head.prompt_learner.ctx': 0}) is None
+        True
+    """
+    state_dict = _state_dict_of(checkpoint)
+    if not isinstance(state_dict, dict):
+        return None
+    keys = strip_prefix(state_dict)
+    if 'ctx' in keys:
+        return 'CoOp/CoCoOp'
+    # Another method's original code: recognise its keys here and add its
+    # case to checkpoint_filter_fn.
+    return None
+
+
+def _learner_prefix(model: Optional[nn.Module]) -> str:
+    """Where ``model`` keeps its prompt learner (``head.prompt_learner.``
+    for every PromptClassifier)."""
+    if model is None:
+        return LEARNER_PREFIX
+    if is_model_wrapper(model):
+        model = model.module
+    for name, _ in model.named_modules():
+        if name == 'prompt_learner' or name.endswith('.prompt_learner'):
+            return name + '.'
+    return LEARNER_PREFIX
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, Any],
+                         model: Optional[nn.Module] = None
+                         ) -> 'OrderedDict[str, Any]':
+    """A checkpoint's state dict in the keys of an mmprompt model.
+
+    The one place where checkpoints of other code are read, one case per
+    original, in the manner of timm's ``checkpoint_filter_fn``. DDP's
+    ``module.`` prefix is removed; mmprompt's own checkpoints pass through.
+
+    * CoOp / CoCoOp (KaiyangZhou/CoOp) save
+      ``prompt_learner/model.pth.tar-N`` as ``{'state_dict': {'ctx',
+      ['meta_net.linear1.weight', ...,] 'token_prefix', 'token_suffix'},
+      'epoch': N}``. The learned tensors go under the model's prompt
+      learner (``head.prompt_learner.ctx``, ...); the token buffers are
+      dropped, as the original drops them when loading: they are rebuilt
+      from the class names being scored.
+
+    Args:
+        state_dict (dict): A checkpoint's ``state_dict``, or the whole
+            loaded checkpoint (its ``state_dict`` is used).
+        model (nn.Module, optional): The model the state dict is for (or
+            its DDP wrapper), to place the original's tensors under its
+            prompt learner. Defaults to None: ``head.prompt_learner.``.
+
+    Returns:
+        OrderedDict: The state dict in the model's keys.
+
+    Raises:
+        ValueError: An original checkpoint holds a key the conversion does
+            not know (named, with the known ones).
+
+    Examples:
+        >>> import torch
+        >>> original = {'state_dict': {
+        ...     'ctx': torch.zeros(4, 512),
+        ...     'token_prefix': torch.zeros(10, 1, 512),
+        ...     'token_suffix': torch.zeros(10, 72, 512)}, 'epoch': 10}
+        >>> list(checkpoint_filter_fn(original))
+        ['head.prompt_learner.ctx']
+        >>> list(checkpoint_filter_fn(
+        ...     {'module.head.prompt_learner.ctx': torch.zeros(4, 512)}))
+        ['head.prompt_learner.ctx']
+    """
+    state_dict = _state_dict_of(state_dict)
+    if not isinstance(state_dict, dict):
+        raise TypeError('a state dict must be a dict of tensors, got '
+                        f'{type(state_dict).__name__}')
+    state_dict = strip_prefix(state_dict)
+    source = original_format(state_dict)
+    if source is None:
+        return state_dict
+    prefix = _learner_prefix(model)
+    converted = OrderedDict()
+    if source == 'CoOp/CoCoOp':
+        for key, value in state_dict.items():
+            if key in _COOP_REBUILT:
+                continue
+            if key not in _COOP_LEARNED:
+                raise ValueError(
+                    f'unexpected key {key!r} in a checkpoint of the original '
+                    f'{source} code; known keys are '
+                    f'{list(_COOP_LEARNED + _COOP_REBUILT)}')
+            converted[prefix + key] = value
+    return converted
+
+
+def convert_coop_state_dict(checkpoint: Any) -> 'OrderedDict[str, Any]':
+    """:func:`checkpoint_filter_fn` for a file that must be an original
+    CoOp / CoCoOp checkpoint (``tools/model_converters/coop_to_mmprompt.py``).
+
+    Args:
+        checkpoint (dict): The loaded file, or its ``state_dict``.
+
+    Returns:
+        OrderedDict: mmprompt's state dict, e.g.
+        ``{'head.prompt_learner.ctx': ...}``.
+
+    Raises:
+        ValueError: ``checkpoint`` is not one of the original prompt
+            learner.
+    """
+    if original_format(checkpoint) != 'CoOp/CoCoOp':
+        state_dict = _state_dict_of(checkpoint)
+        found = list(state_dict)[:8] if isinstance(state_dict, dict) else \
+            type(state_dict).__name__
+        raise ValueError(
+            'not a checkpoint of the original CoOp/CoCoOp prompt learner: '
+            f"expected a 'state_dict' with 'ctx', found {found}")
+    return checkpoint_filter_fn(checkpoint)
+
+
+# ---------------------------------------------------------------------------
+# Does a checkpoint fit the model?
+# ---------------------------------------------------------------------------
+def check_checkpoint_fits(model: nn.Module, state_dict: Dict[str, Any],
+                          path: str) -> None:
+    """Refuse a checkpoint that lacks a learned tensor or has another shape.
+
+    mmengine loads with ``strict=False`` and only warns on a shape mismatch:
+    a checkpoint of another arch or ``n_ctx`` would leave the random
+    initial context in place without an error. Extra state (the classes of
+    class-specific contexts) is not checked here: the prompt learner checks
+    it with a better message than a shape, and converted checkpoints lack
+    it.
+
+    Args:
+        model (nn.Module): The model (or its DDP wrapper).
+        state_dict (dict): The checkpoint's state dict, in the model's keys
+            (:func:`checkpoint_filter_fn`); ``module.`` is ignored.
+        path (str): The checkpoint, for the message.
+
+    Raises:
+        CheckpointMismatchError: Naming the missing keys, or every
+            mismatching shape with both values.
+
+    Examples:
+        >>> import torch.nn as nn
+        >>> model = nn.Linear(2, 3)
+        >>> check_checkpoint_fits(model, model.state_dict(), 'same.pth')
+        >>> try:
+        ...     check_checkpoint_fits(model, nn.Linear(2, 4).state_dict(),
+        ...                           'other.pth')
+        ... except CheckpointMismatchError as err:
+        ...     print(err)
+        checkpoint 'other.pth' does not fit the model of the config:
+        weight: (4, 2) in the checkpoint, (3, 2) in the model; ...
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    state_dict = strip_prefix(state_dict)
+    expected = {
+        k: v
+        for k, v in model.state_dict().items()
+        if isinstance(v, torch.Tensor) and not k.endswith('_extra_state')
+    }
+    missing = sorted(set(expected) - set(state_dict))
+    if missing:
+        raise CheckpointMismatchError(
+            f'checkpoint {path!r} does not hold {missing} of the model of '
+            f'the config (it holds {sorted(state_dict)[:8]}). Give a '
+            'checkpoint of this method or the config it was trained with; '
+            'convert checkpoints of the original CoOp/CoCoOp code with '
+            'tools/model_converters/coop_to_mmprompt.py.')
+    wrong = [
+        f'{k}: {tuple(state_dict[k].shape)} in the checkpoint, '
+        f'{tuple(v.shape)} in the model' for k, v in expected.items()
+        if isinstance(state_dict[k], torch.Tensor)
+        and state_dict[k].shape != v.shape
+    ]
+    if wrong:
+        raise CheckpointMismatchError(
+            f'checkpoint {path!r} does not fit the model of the config: '
+            f'{"; ".join(wrong)}. The config must build the prompt learner '
+            'it was trained with (arch, n_ctx, ctx_init, csc and the number '
+            'of classes for csc).')
+
+
+# ---------------------------------------------------------------------------
+# Discovery
+# ---------------------------------------------------------------------------
+#: Names of checkpoints written by mmengine's CheckpointHook.
+CHECKPOINT_PATTERNS = ('epoch_*.pth', 'iter_*.pth', 'best_*.pth')
+#: The file in the work dir naming the last checkpoint (mmengine's).
+POINTER = 'last_checkpoint'
+
+
+def _step_of(path: str) -> int:
+    found = re.search(r'_(\d+)\.pth$', path)
+    return int(found.group(1)) if found else -1
+
+
+def existing_checkpoints(work_dir: str) -> List[str]:
+    """The checkpoints (and ``last_checkpoint``) of a run in ``work_dir``.
+
+    Args:
+        work_dir (str): A work dir.
+
+    Returns:
+        list[str]: Their file names, sorted by step; empty for a fresh
+        folder.
+
+    Examples:
+        >>> existing_checkpoints('/no/such/folder')
+        []
+    """
+    if not osp.isdir(work_dir):
+        return []
+    names = set()
+    for pattern in CHECKPOINT_PATTERNS + (POINTER, ):
+        names.update(
+            osp.basename(p) for p in glob.glob(osp.join(work_dir, pattern)))
+    return sorted(names, key=lambda n: (_step_of(n), n))
+
+
+def read_pointer(work_dir: str) -> Optional[str]:
+    """What ``work_dir/last_checkpoint`` names.
+
+    Args:
+        work_dir (str): A work dir.
+
+    Returns:
+        str | None: The path it holds, or None if there is no pointer or
+        it is empty.
+    """
+    pointer = osp.join(work_dir, POINTER)
+    if not osp.isfile(pointer):
+        return None
+    with open(pointer, errors='replace') as f:
+        return f.read().strip() or None
+
+
+def is_valid_checkpoint(path: str) -> bool:
+    """Whether ``path`` reads (weights-only) as a checkpoint to resume from:
+    a dict with ``state_dict`` and the ``meta`` epoch and iteration.
+
+    Args:
+        path (str): A file.
+
+    Returns:
+        bool: False for a missing, truncated, corrupt or unsafe file.
+
+    Examples:
+        >>> is_valid_checkpoint('/no/such/epoch_1.pth')
+        False
+    """
+    if not osp.isfile(path):
+        return False
+    try:
+        checkpoint = load_checkpoint_file(path, map_location='cpu')
+    except Exception:  # truncated, corrupt, unsafe: not one to resume from
+        return False
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    return (isinstance(checkpoint.get('state_dict'), dict)
+            and isinstance(meta, dict) and 'epoch' in meta and 'iter' in meta)
+
+
+def find_last_valid_checkpoint(work_dir: str,
+                               folders: Sequence[str] = ()) -> Optional[str]:
+    """The checkpoint auto-resume should use, skipping unreadable ones.
+
+    The one ``work_dir/last_checkpoint`` names if it reads; otherwise the
+    readable ``epoch_N.pth`` / ``iter_N.pth`` with the largest ``N`` in its
+    folder, ``work_dir`` and ``folders``, with a warning naming the file
+    skipped. A torn pointer (a kill while it was written) is one that does
+    not name a readable checkpoint.
+
+    Args:
+        work_dir (str): The run's work dir.
+        folders (Sequence[str]): Other folders checkpoints are written to
+            (``CheckpointHook(out_dir=...)``). Defaults to ().
+
+    Returns:
+        str | None: The checkpoint, or None if there is none.
+    """
+    pointer = osp.join(work_dir, POINTER)
+    named = read_pointer(work_dir)
+    if named is not None and is_valid_checkpoint(named):
+        return named
+    search = [work_dir] + list(folders)
+    if named is not None:
+        search.insert(0, osp.dirname(named))
+    candidates = set()
+    for folder in search:
+        for pattern in ('epoch_*.pth', 'iter_*.pth'):
+            candidates.update(glob.glob(osp.join(folder, pattern)))
+    for path in sorted(candidates, key=_step_of, reverse=True):
+        if path == named:
+            continue
+        if is_valid_checkpoint(path):
+            if osp.isfile(pointer):
+                print_log(
+                    f'{pointer} names {named!r}, which is missing or not a '
+                    f'readable checkpoint; resuming from {path!r}, the last '
+                    'readable one',
+                    logger='current',
+                    level=logging.WARNING)
+            return path
+        print_log(
+            f'skipping {path!r}: not a readable checkpoint (truncated or '
+            'corrupt)',
+            logger='current',
+            level=logging.WARNING)
+    if named is not None:
+        print_log(
+            f'{pointer} names {named!r}, which is missing or not a readable '
+            'checkpoint, and no other checkpoint reads; training starts '
+            'from scratch',
+            logger='current',
+            level=logging.WARNING)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Atomic writes
+# ---------------------------------------------------------------------------
+_TMP_MARK = '.tmp-'
+#: The name of :class:`AtomicLocalBackend` among mmengine's file backends.
+ATOMIC_BACKEND = 'atomic_local'
+
+
+def _tmp_path(path: str) -> str:
+    """A temporary name in the folder of ``path`` (same file system, so
+    :func:`os.replace` is atomic), hidden and unique to this process."""
+    folder, name = osp.split(path)
+    return osp.join(folder, f'.{name}{_TMP_MARK}{os.getpid()}')
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make a rename in ``folder`` survive a power loss (POSIX only)."""
+    try:
+        fd = os.open(folder or '.', os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@register_backend(ATOMIC_BACKEND, force=True)
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic ``put`` and ``put_text``.
+
+    A file is written to a hidden ``.<name>.tmp-<pid>`` in its folder,
+    fsynced and moved into place with :func:`os.replace`: whoever reads the
+    path, and whenever the writer is killed, sees the old file or the whole
+    new one, never a part. A killed write leaves only the temporary file
+    (:func:`remove_partial_writes` removes it).
+
+    mmengine's ``save_checkpoint`` writes every checkpoint with
+    ``get_file_backend(path, backend_args).put(bytes, path)``; with
+    ``backend_args=dict(backend='atomic_local')`` (the default of
+    ``SafeCheckpointHook`` for local folders; any ``CheckpointHook``
+    accepts it) checkpoints are written atomically. Registered under that
+    name only, without a prefix: nothing else changes.
+
+    Examples:
+        >>> from mmengine.fileio import get_file_backend
+        >>> backend = get_file_backend(
+        ...     backend_args=dict(backend='atomic_local'))
+        >>> type(backend).__name__
+        'AtomicLocalBackend'
+    """
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        """Write ``obj`` to ``filepath`` atomically (creating its folder)."""
+        filepath = str(filepath)
+        tmp = _tmp_path(filepath)
+        try:
+            # Written by LocalBackend.put, so that a test can stand in for
+            # a write killed halfway through.
+            super().put(obj, tmp)
+            with open(tmp, 'rb+') as f:
+                # Without fsync a power loss may leave a renamed empty file.
+                os.fsync(f.fileno())
+            os.replace(tmp, filepath)
+        finally:
+            if osp.exists(tmp):
+                os.remove(tmp)
+        _fsync_folder(osp.dirname(filepath))
+
+    def put_text(self,
+                 obj: str,
+                 filepath: Union[str, Path],
+                 encoding: str = 'utf-8') -> None:
+        """Write the text ``obj`` to ``filepath`` atomically."""
+        self.put(obj.encode(encoding), filepath)
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either the old file or
+    the whole new one, whenever the process is killed.
+
+    Args:
+        path (str): The destination; its folder is created if needed.
+        data (bytes): The whole content.
+
+    Examples:
+        >>> import os.path as osp, tempfile
+        >>> path = osp.join(tempfile.mkdtemp(), 'last_checkpoint')
+        >>> atomic_write(path, b'epoch_2.pth')
+        >>> open(path).read()
+        'epoch_2.pth'
+    """
+    AtomicLocalBackend().put(data, path)
+
+
+def remove_partial_writes(folder: str) -> List[str]:
+    """Remove the temporary files that killed atomic writes left.
+
+    Args:
+        folder (str): A folder written to with :func:`atomic_write` or
+            :class:`AtomicLocalBackend`.
+
+    Returns:
+        list[str]: The files removed.
+    """
+    removed = []
+    for tmp in glob.glob(osp.join(folder, f'.*{_TMP_MARK}*')):
+        os.remove(tmp)
+        removed.append(tmp)
+    return removed

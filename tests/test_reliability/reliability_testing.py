@@ -238,9 +238,11 @@ class KillDuringSaveHook(Hook):
     """SIGKILL this process halfway through writing a checkpoint.
 
     Set ``MMPROMPT_TEST_KILL_SAVING_EPOCH=N``: when the checkpoint of epoch
-    N is written, half of its bytes reach the file, then the process is
-    killed, as by the OOM killer or a pre-empted node. Does nothing without
-    the variable.
+    N is written, half of its bytes reach the file being written (for
+    ``SafeCheckpointHook``, the temporary file that
+    ``AtomicLocalBackend.put`` writes with ``LocalBackend.put``), then the
+    process is killed, as by the OOM killer or a pre-empted node. Does
+    nothing without the variable.
     """
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -22,10 +22,9 @@ from reliability_testing import (REPO_ROOT, finish, kill_after_line, learned,
                                  make_image_tree, start_torchrun, start_train,
                                  write_config)
 
-from mmprompt.engine import (CheckpointMismatchError, FiniteLossHook,
-                             check_checkpoint_fits, existing_checkpoints,
-                             find_last_valid_checkpoint, registry_hint)
-from mmprompt.registry import DATASETS, MODELS
+from mmprompt.registry import DATASETS, MODELS, registry_hint
+from mmprompt.utils import (CheckpointMismatchError, check_checkpoint_fits,
+                            existing_checkpoints)
 
 KILLED = -signal.SIGKILL
 
@@ -149,31 +148,6 @@ def test_new_run_never_overwrites_checkpoints(tiny, tmp_path):
         train.merge_args(Config.fromfile(str(tiny['config'])), args))
 
 
-def test_find_last_valid_checkpoint(tmp_path):
-
-    def save(name, epoch):
-        path = tmp_path / name
-        torch.save(
-            dict(
-                meta=dict(epoch=epoch, iter=3 * epoch),
-                state_dict=dict(w=torch.ones(1))), path)
-        return str(path)
-
-    assert find_last_valid_checkpoint(str(tmp_path)) is None
-    first, second = save('epoch_1.pth', 1), save('epoch_2.pth', 2)
-    # No pointer (killed between the checkpoint and the pointer): newest.
-    assert find_last_valid_checkpoint(str(tmp_path)) == second
-    (tmp_path / 'last_checkpoint').write_text(first)
-    assert find_last_valid_checkpoint(str(tmp_path)) == first
-    (tmp_path / 'last_checkpoint').write_text(second)
-    (tmp_path / 'epoch_2.pth').write_bytes(b'PK\x03\x04 truncated')
-    assert find_last_valid_checkpoint(str(tmp_path)) == first
-    (tmp_path / 'epoch_1.pth').unlink()
-    assert find_last_valid_checkpoint(str(tmp_path)) is None
-    assert existing_checkpoints(
-        str(tmp_path)) == ['last_checkpoint', 'epoch_2.pth']
-
-
 # ---------------------------------------------------------------------------
 # 2. Distributed
 # ---------------------------------------------------------------------------
@@ -227,24 +201,6 @@ def test_two_processes_equal_one_with_the_same_global_batch(tiny):
 # ---------------------------------------------------------------------------
 # 3. Numerical safety
 # ---------------------------------------------------------------------------
-class _Runner:
-    iter, epoch, work_dir = 6, 2, 'work_dirs/x'
-    train_dataloader = [0, 1, 2]
-
-
-def test_finite_loss_hook():
-    hook = FiniteLossHook()
-    hook.after_train_iter(_Runner, 0, outputs=dict(loss=torch.tensor(1.5)))
-    hook.after_train_iter(_Runner, 0, outputs=None)
-    for bad in (float('nan'), float('inf')):
-        with pytest.raises(
-                FloatingPointError,
-                match=r'Loss is infinite or NaN! \(loss=(nan|inf)'
-                r'\) at iteration 7 \(epoch 3, batch 1/3\)'):
-            hook.after_train_iter(
-                _Runner, 0, outputs=dict(loss=torch.tensor(bad)))
-
-
 def test_fp16_logits_are_finite_and_a_nan_stops_training(tiny, tmp_path):
     """fp16 CLIP (the original's default precision): finite logits on the
     tiny CLIP; a NaN injected in the context stops training at once, naming

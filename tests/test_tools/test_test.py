@@ -1,18 +1,13 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """tools/test.py: checkpoints of tools/train.py, of the original code
 (converted or not), and refusal of unsafe or unfitting files."""
-import io
 import os
 import re
-import sys
-from types import SimpleNamespace
 
 import mmengine
 import pytest
 import torch
 from tools_testing import CLASSES, golden_dir, load_tool, run_tool
-
-from mmprompt.registry import MODELS
 
 ORIGINAL = ('tiny-vit', 'coop_end_word-init')  # ctx (4, 64): fits the config
 
@@ -119,58 +114,6 @@ def test_tool():
     return load_tool('test.py')
 
 
-@pytest.fixture(scope='module')
-def fake_runner():
-    model = MODELS.build(
-        dict(
-            type='mmprompt.PromptClassifier',
-            clip=dict(
-                type='mmprompt.OpenCLIP',
-                arch='mmprompt-tiny-vit',
-                pretrained=None),
-            head=dict(
-                type='mmprompt.CoOpHead',
-                prompt_learner=dict(
-                    type='mmprompt.CoOpPromptLearner', n_ctx=4)),
-            data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor')))
-    return SimpleNamespace(model=model)
-
-
-def test_checkpoint_check_hook(test_tool, fake_runner):
-    hook = test_tool.CheckpointCheckHook('ckpt.pth')
-    ctx = torch.zeros(4, 64)
-    good = {'state_dict': {'module.head.prompt_learner.ctx': ctx}}
-    hook.after_load_checkpoint(fake_runner, good)
-
-    original = {
-        'state_dict': {
-            'ctx': ctx,
-            'token_prefix': torch.zeros(3, 1, 64),
-            'token_suffix': torch.zeros(3, 72, 64)
-        },
-        'epoch': 10
-    }
-    hook.after_load_checkpoint(fake_runner, original)
-    assert list(original['state_dict']) == ['head.prompt_learner.ctx']
-    assert original['meta']['epoch'] == 10
-
-    with pytest.raises(
-            test_tool.CheckpointMismatchError,
-            match=r"does not hold \['head.prompt_learner.ctx'\]"):
-        hook.after_load_checkpoint(fake_runner,
-                                   {'state_dict': {
-                                       'backbone.weight': ctx
-                                   }})
-    with pytest.raises(
-            test_tool.CheckpointMismatchError,
-            match=r'\(16, 64\) in the checkpoint, \(4, 64\)'):
-        hook.after_load_checkpoint(
-            fake_runner,
-            {'state_dict': {
-                'head.prompt_learner.ctx': torch.zeros(16, 64)
-            }})
-
-
 def test_read_checkpoint_refusals(test_tool, tmp_path):
     with pytest.raises(SystemExit, match='no such file'):
         test_tool.read_checkpoint(str(tmp_path / 'missing.pth'))
@@ -192,37 +135,3 @@ def test_urls_are_refused(test_tool, tiny_config):
     # mmengine would unpickle a downloaded file without weights_only.
     with pytest.raises(SystemExit, match='not a local file'):
         test_tool.main([str(tiny_config), 'https://example.com/epoch_1.pth'])
-
-
-class _Terminal(io.StringIO):
-
-    def isatty(self):
-        return True
-
-
-@pytest.mark.parametrize('tty', [True, False])
-def test_progress_hook(test_tool, tty, monkeypatch):
-    from mmengine.hooks import LoggerHook
-    stream = _Terminal() if tty else io.StringIO()
-    monkeypatch.setattr(sys, 'stdout', stream)
-    logged = []
-    monkeypatch.setattr(test_tool, 'print_log',
-                        lambda msg, **kwargs: logged.append(msg))
-    logger_hook = LoggerHook(interval=10)
-    runner = SimpleNamespace(test_dataloader=[None] * 20, hooks=[logger_hook])
-    hook = test_tool.TestProgressHook()
-    hook.before_test_epoch(runner)
-    for i in range(20):
-        hook.after_test_iter(runner, i)
-    if tty:
-        # LoggerHook's per-batch lines would garble the bar: held back.
-        assert logger_hook.interval > 20
-    hook.after_test_epoch(runner)
-    assert logger_hook.interval == 10
-    if tty:
-        assert '20/20' in stream.getvalue()
-        assert stream.getvalue().endswith('\n') and not logged
-    else:
-        assert stream.getvalue() == ''
-        assert logged[0] == 'Testing: 20 batches'
-        assert len(logged) == 11 and '20/20 batches (100%)' in logged[-1]

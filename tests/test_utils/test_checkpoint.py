@@ -5,13 +5,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint
 from torch.utils.data import Dataset
 
-from mmprompt.utils import (CorruptCheckpointError, UnsafeCheckpointError,
-                            load_checkpoint_file)
+from mmprompt.utils import (ATOMIC_BACKEND, AtomicLocalBackend,
+                            CheckpointMismatchError, CorruptCheckpointError,
+                            UnsafeCheckpointError, atomic_write,
+                            check_checkpoint_fits, checkpoint_filter_fn,
+                            convert_coop_state_dict, existing_checkpoints,
+                            find_last_valid_checkpoint, is_valid_checkpoint,
+                            load_checkpoint_file, original_format,
+                            read_pointer, remove_partial_writes, strip_prefix)
 
 
 class _Toy(BaseModel):
@@ -126,3 +133,194 @@ def test_truncated_checkpoint_is_reported_as_corrupt(mmengine_checkpoint,
 def test_missing_checkpoint_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         load_checkpoint(_Toy(), str(tmp_path / 'missing.pth'))
+
+
+# ---------------------------------------------------------------------------
+# Key conversion
+# ---------------------------------------------------------------------------
+PREFIX = 'head.prompt_learner.'
+
+
+def test_strip_prefix():
+    state = {'module.a': 1, 'b': 2, 'module.module.c': 3}
+    assert strip_prefix(state) == {'a': 1, 'b': 2, 'module.c': 3}
+    assert list(strip_prefix(state)) == ['a', 'b', 'module.c']
+    assert strip_prefix({'x.a': 1}, prefix='x.') == {'a': 1}
+
+
+@pytest.mark.parametrize('variant', ['coop_end_word-init', 'cocoop_word-init'])
+def test_filter_converts_the_originals_checkpoints(golden_dir, variant):
+    tower = 'tiny-vit' if variant.startswith('coop') else 'tiny-rn'
+    path = golden_dir / tower / variant / 'model.pth.tar-10'
+    if not path.is_file():
+        pytest.skip(f'{path} not in the golden outputs')
+    original = torch.load(str(path), weights_only=True)
+    assert original_format(original) == 'CoOp/CoCoOp'
+    learned = {
+        k: v
+        for k, v in original['state_dict'].items()
+        if k not in ('token_prefix', 'token_suffix')
+    }
+    expected = {PREFIX + k for k in learned}
+    for given in (original, original['state_dict']):
+        converted = checkpoint_filter_fn(given)
+        assert set(converted) == expected
+        for key, value in learned.items():
+            assert converted[PREFIX + key] is value
+    assert ('meta_net.linear1.weight'
+            in learned) == variant.startswith('cocoop')
+    # As saved from a DDP-wrapped learner.
+    wrapped = {f'module.{k}': v for k, v in original['state_dict'].items()}
+    assert set(checkpoint_filter_fn(wrapped)) == expected
+    assert set(convert_coop_state_dict(original)) == expected
+
+
+def test_filter_passes_mmprompt_checkpoints_through():
+    ctx = torch.zeros(4, 8)
+    state = {PREFIX + 'ctx': ctx, PREFIX + '_extra_state': torch.zeros(2)}
+    assert original_format(state) is None
+    assert checkpoint_filter_fn({'state_dict': state}) == state
+    assert checkpoint_filter_fn({'module.' + PREFIX + 'ctx': ctx}) == {
+        PREFIX + 'ctx': ctx
+    }
+
+
+def test_filter_places_the_originals_tensors_under_the_models_learner():
+
+    class Learner(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.ctx = nn.Parameter(torch.zeros(2, 8))
+
+    class Model(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.decoder = nn.Module()
+            self.decoder.prompt_learner = Learner()
+
+    converted = checkpoint_filter_fn({'ctx': torch.ones(2, 8)}, Model())
+    assert list(converted) == ['decoder.prompt_learner.ctx']
+
+
+def test_filter_refuses_unknown_keys_of_an_original():
+    with pytest.raises(
+            ValueError,
+            match=r"unexpected key 'prompt_bias'.*"
+            r"known keys are \['ctx'"):
+        checkpoint_filter_fn({'ctx': torch.zeros(1), 'prompt_bias': 1})
+    with pytest.raises(TypeError, match='got list'):
+        checkpoint_filter_fn([1, 2])
+
+
+def test_converter_refuses_what_is_not_an_original():
+    with pytest.raises(ValueError, match="expected a 'state_dict' with 'ctx'"):
+        convert_coop_state_dict({'state_dict': {'weight': torch.ones(1)}})
+
+
+# ---------------------------------------------------------------------------
+# The fits-this-model check
+# ---------------------------------------------------------------------------
+def test_check_checkpoint_fits():
+    model = nn.Sequential(nn.Linear(2, 3))
+    check_checkpoint_fits(model, model.state_dict(), 'same.pth')
+    check_checkpoint_fits(model, {
+        f'module.{k}': v
+        for k, v in model.state_dict().items()
+    }, 'ddp.pth')
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r"'part.pth' does not hold \['0.bias'\]"):
+        check_checkpoint_fits(model, {'0.weight': torch.zeros(3, 2)},
+                              'part.pth')
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'0.weight: \(4, 2\) in the checkpoint, \(3, 2\) in the '
+            r'model; 0.bias: \(4,\) in the checkpoint, \(3,\)'):
+        check_checkpoint_fits(model,
+                              nn.Sequential(nn.Linear(2, 4)).state_dict(),
+                              'other.pth')
+
+
+# ---------------------------------------------------------------------------
+# Discovery
+# ---------------------------------------------------------------------------
+def test_find_last_valid_checkpoint(tmp_path):
+
+    def save(name, epoch):
+        path = tmp_path / name
+        torch.save(
+            dict(
+                meta=dict(epoch=epoch, iter=3 * epoch),
+                state_dict=dict(w=torch.ones(1))), path)
+        return str(path)
+
+    assert find_last_valid_checkpoint(str(tmp_path)) is None
+    first, second = save('epoch_1.pth', 1), save('epoch_2.pth', 2)
+    # No pointer (killed between the checkpoint and the pointer): newest.
+    assert find_last_valid_checkpoint(str(tmp_path)) == second
+    (tmp_path / 'last_checkpoint').write_text(first)
+    assert find_last_valid_checkpoint(str(tmp_path)) == first
+    assert read_pointer(str(tmp_path)) == first
+    # A pointer torn by a kill while it was written: the newest that reads.
+    (tmp_path / 'last_checkpoint').write_text(second[:len(second) // 2])
+    assert find_last_valid_checkpoint(str(tmp_path)) == second
+    (tmp_path / 'last_checkpoint').write_text('')
+    assert read_pointer(str(tmp_path)) is None
+    assert find_last_valid_checkpoint(str(tmp_path)) == second
+    (tmp_path / 'last_checkpoint').write_text(second)
+    (tmp_path / 'epoch_2.pth').write_bytes(b'PK\x03\x04 truncated')
+    assert not is_valid_checkpoint(second)
+    assert find_last_valid_checkpoint(str(tmp_path)) == first
+    (tmp_path / 'epoch_1.pth').unlink()
+    assert find_last_valid_checkpoint(str(tmp_path)) is None
+    assert existing_checkpoints(
+        str(tmp_path)) == ['last_checkpoint', 'epoch_2.pth']
+
+
+def test_is_valid_checkpoint_needs_state_dict_and_meta(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict={}), path)
+    assert not is_valid_checkpoint(str(path))
+    torch.save(dict(state_dict={}, meta=dict(epoch=1, iter=2)), path)
+    assert is_valid_checkpoint(str(path))
+
+
+# ---------------------------------------------------------------------------
+# Atomic writes
+# ---------------------------------------------------------------------------
+def test_atomic_write_keeps_the_old_file_when_a_write_fails(
+        tmp_path, monkeypatch):
+    path = tmp_path / 'sub' / 'epoch_1.pth'
+    atomic_write(str(path), b'old')
+    assert path.read_bytes() == b'old'
+
+    def failing_put(backend, obj, filepath):
+        with open(filepath, 'wb') as f:
+            f.write(obj[:2])
+        raise OSError('disk full')
+
+    monkeypatch.setattr(LocalBackend, 'put', failing_put)
+    with pytest.raises(OSError, match='disk full'):
+        atomic_write(str(path), b'new content')
+    assert path.read_bytes() == b'old'
+    assert sorted(p.name for p in path.parent.iterdir()) == ['epoch_1.pth']
+
+
+def test_the_atomic_backend_is_what_backend_args_name(tmp_path):
+    backend = get_file_backend(
+        str(tmp_path), backend_args=dict(backend=ATOMIC_BACKEND))
+    assert isinstance(backend, AtomicLocalBackend)
+    backend.put_text('epoch_3.pth', str(tmp_path / 'last_checkpoint'))
+    assert (tmp_path / 'last_checkpoint').read_text() == 'epoch_3.pth'
+    # Registered by name only: plain paths keep mmengine's backend.
+    assert type(get_file_backend(str(tmp_path))) is LocalBackend
+
+
+def test_remove_partial_writes(tmp_path):
+    (tmp_path / '.epoch_3.pth.tmp-123').write_bytes(b'half')
+    (tmp_path / 'epoch_2.pth').write_bytes(b'whole')
+    removed = remove_partial_writes(str(tmp_path))
+    assert [os.path.basename(p) for p in removed] == ['.epoch_3.pth.tmp-123']
+    assert [p.name for p in tmp_path.iterdir()] == ['epoch_2.pth']

@@ -14,10 +14,9 @@ Examples:
         output/.../prompt_learner/model.pth.tar-10 coop_oxford_pets.pth
 """
 import argparse
-import os
+import io
 import os.path as osp
 import sys
-import tempfile
 from typing import List, Optional
 
 # First: registers mmprompt's modules and the weights_only-safe loader.
@@ -25,9 +24,9 @@ import mmprompt  # noqa: F401  # isort: skip
 import torch
 from mmengine.logging import print_log
 
-from mmprompt.models.utils.coop_checkpoint import (LEARNER_PREFIX,
-                                                   convert_coop_state_dict)
-from mmprompt.utils import UnsafeCheckpointError, load_checkpoint_file
+from mmprompt.utils import (LEARNER_PREFIX, UnsafeCheckpointError,
+                            atomic_write, convert_coop_state_dict,
+                            load_checkpoint_file, strip_prefix)
 
 PROG = 'coop_to_mmprompt.py'
 
@@ -81,7 +80,7 @@ def convert(src: str, dst: str, force: bool = False) -> dict:
             f'{LEARNER_PREFIX}* keys); tools/test.py reads it as it is')
     state_dict = convert_coop_state_dict(original)
     kept = {k[len(LEARNER_PREFIX):] for k in state_dict}
-    dropped = sorted(k for k in found if k.removeprefix('module.') not in kept)
+    dropped = sorted(k for k in strip_prefix(found) if k not in kept)
     meta = dict(
         converted_from=osp.abspath(src),
         source='original CoOp/CoCoOp prompt learner (KaiyangZhou/CoOp)',
@@ -89,28 +88,10 @@ def convert(src: str, dst: str, force: bool = False) -> dict:
         dropped_keys=dropped,
         mmprompt_version=mmprompt.__version__)
     checkpoint = dict(meta=meta, state_dict=state_dict)
-
-    dst_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    # A temp file in the same folder, renamed into place: an interrupted run
-    # never leaves a truncated DST behind.
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(dst) + '.', suffix='.tmp', dir=dst_dir)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(checkpoint, f)
-        # mkstemp makes the file private; give it the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        if osp.exists(dst) and not force:  # appeared while we wrote
-            raise FileExistsError(
-                f'{dst!r} exists; pass --force to overwrite it')
-        os.replace(tmp, dst)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with io.BytesIO() as buffer:
+        torch.save(checkpoint, buffer)
+        # An interrupted run never leaves a truncated DST behind.
+        atomic_write(dst, buffer.getvalue())
     shapes = ', '.join(f'{k} {tuple(v.shape)}' for k, v in state_dict.items())
     print_log(
         f'{src} (epoch {meta["epoch"]}) -> {dst}: {shapes}; dropped '

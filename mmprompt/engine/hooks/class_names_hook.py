@@ -1,5 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Hooks that keep the model's class names in step with the data."""
+"""The hook that keeps the model's class names in step with the data."""
 from typing import List
 
 from mmengine.hooks import Hook
@@ -30,6 +30,9 @@ class ClassNamesHook(Hook):
     of a base-to-new run), and after validation the training classes again.
     Models without ``set_class_names`` (e.g. mmpretrain's
     ``ImageClassifier``) are left alone.
+
+    Examples:
+        >>> custom_hooks = [dict(type='ClassNamesHook')]
     """
 
     priority = 'VERY_HIGH'
@@ -47,7 +50,7 @@ class ClassNamesHook(Hook):
         if not hasattr(model, 'set_class_names'):
             return []
         classes = _classes_of(dataloader, stage)
-        if list(getattr(model, 'class_names', [])) != classes:
+        if list(getattr(model, 'class_names', None) or []) != classes:
             model.set_class_names(classes)
         return classes
 

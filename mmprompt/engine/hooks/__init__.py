@@ -1,0 +1,11 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+from .checkpoint_fit_hook import CheckpointFitHook
+from .checkpoint_hook import SafeCheckpointHook
+from .class_names_hook import ClassNamesHook
+from .finite_loss_hook import FiniteLossHook
+from .test_progress_hook import TestProgressHook
+
+__all__ = [
+    'CheckpointFitHook', 'ClassNamesHook', 'FiniteLossHook',
+    'SafeCheckpointHook', 'TestProgressHook'
+]
