@@ -4,12 +4,11 @@ import contextlib
 import difflib
 import logging
 import os.path as osp
-from typing import List, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import open_clip
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from open_clip.model import (CLIP, CustomTextCLIP,
@@ -96,7 +95,8 @@ class OpenCLIP(BaseModule):
         >>> clip.encode_image(torch.rand(2, 3, 32, 32)).shape
         torch.Size([2, 64])
         >>> tokens = clip.tokenize(['a photo of a dog.'])
-        >>> clip.encode_text(clip.token_embedding(tokens), tokens).shape
+        >>> clip.encode_text(clip.token_embedding(tokens),
+        ...                  clip.eot_positions(tokens)).shape
         torch.Size([1, 64])
     """
 
@@ -292,7 +292,7 @@ class OpenCLIP(BaseModule):
         """Nothing to do: the weights were loaded in ``__init__``."""
 
     # ------------------------------------------------------------------
-    # what the heads and prompt learners use
+    # properties
     # ------------------------------------------------------------------
     @property
     def dtype(self) -> torch.dtype:
@@ -323,6 +323,15 @@ class OpenCLIP(BaseModule):
         return self._text.token_embedding.weight.shape[1]
 
     @property
+    def vision_width(self) -> Optional[int]:
+        """Width of the image transformer (of a vision token), or None for
+        an image tower that is not a transformer (ResNet)."""
+        visual = self.model.visual
+        if isinstance(visual, VisionTransformer):
+            return visual.class_embedding.shape[-1]
+        return None
+
+    @property
     def embed_dim(self) -> int:
         """Dimension of the joint image-text feature space."""
         proj = self._text.text_projection
@@ -340,6 +349,9 @@ class OpenCLIP(BaseModule):
         """CLIP's learned temperature, before ``exp()``."""
         return self.model.logit_scale
 
+    # ------------------------------------------------------------------
+    # text
+    # ------------------------------------------------------------------
     def bpe_encode(self, text: str) -> List[int]:
         """BPE token ids of ``text`` without the SOT/EOT tokens."""
         return self.tokenizer.encode(text)
@@ -376,47 +388,210 @@ class OpenCLIP(BaseModule):
             return (tokens == eos_id).int().argmax(dim=-1)
         return tokens.argmax(dim=-1)
 
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """Image features ``(B, embed_dim)``, not normalised.
+    @property
+    def text_blocks(self) -> nn.ModuleList:
+        """The text transformer's blocks, for code that runs them itself
+        (the prefix-cached text encoder)."""
+        return self._text.transformer.resblocks
 
-        Equal to open_clip's ``encode_image``; for a ViT pooled at its class
-        token, the last block runs at that token alone
-        (:attr:`pools_class_token`).
+    @property
+    def text_positional_embedding(self) -> torch.Tensor:
+        """``(context_length, width)``, added to the token embeddings."""
+        return self._text.positional_embedding
+
+    def text_head(self, x: torch.Tensor) -> torch.Tensor:
+        """The text tower after its blocks, at the pooled positions:
+        ``ln_final`` then the projection, ``(..., width) -> (...,
+        embed_dim)``. (The LayerNorm works per position, so applying it at
+        the pooled positions only equals applying it everywhere first.)"""
+        x = self._text.ln_final(x)
+        proj = self._text.text_projection
+        if proj is None:
+            return x
+        if isinstance(proj, nn.Linear):
+            return proj(x)
+        return x @ proj
+
+    def encode_text(
+        self,
+        embeddings: torch.Tensor,
+        eot: torch.Tensor,
+        overwrite: Optional[Mapping[int, Tuple[int, torch.Tensor]]] = None
+    ) -> torch.Tensor:
+        """Encode token embeddings into text features.
+
+        Equal to open_clip's ``encode_text(tokens)`` when ``embeddings`` are
+        the token embeddings of ``tokens`` and ``eot`` their EOT positions;
+        here any embedding (e.g. learned vectors) may stand in for a token,
+        and rows of the hidden state may be replaced before given blocks.
+
+        Args:
+            embeddings (Tensor): Token embeddings ``(N, L, W)``, before the
+                positional embedding.
+            eot (Tensor): ``(N,)`` the position each sequence is pooled at
+                (:meth:`eot_positions` of the tokens).
+            overwrite (Mapping[int, tuple[int, Tensor]], optional):
+                ``{i: (start, rows)}``: before block ``i`` (0-based), rows
+                ``start .. start + n - 1`` of the hidden state become
+                ``rows``, ``(n, W)`` for every sequence or ``(N, n, W)`` one
+                set per sequence. Nothing is added to them (no positional
+                embedding). Defaults to None.
+
+        Returns:
+            Tensor: Projected features ``(N, embed_dim)``, not normalised.
         """
-        images = images.to(self.image_dtype)
-        if self.pools_class_token:
-            return self._encode_image_at_class_token(images)
-        return self.model.encode_image(images)
+        eot = eot.to(embeddings.device)
+        length = embeddings.shape[1]
+        if self.truncate_text:
+            # Under the causal mask no position sees a later one, so the
+            # positions after the last EOT of the batch cannot change any
+            # EOT feature: dropping them is exact and saves their compute.
+            length = int(eot.max()) + 1
+        dtype = self.dtype
+        x = embeddings[:, :length].to(dtype)
+        x = x + self.text_positional_embedding[:length].to(dtype)
+        mask = self._text.attn_mask
+        if mask is not None:
+            mask = mask[:length, :length]
+        overwrite = self._check_overwrite(overwrite, len(self.text_blocks),
+                                          embeddings.shape[1], 'text')
+        x = self._run_blocks(self._text.transformer, x, overwrite, mask)
+        return self.text_head(x[torch.arange(x.shape[0], device=x.device),
+                                eot])
 
+    def encode_text_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The plain text tower: features of token ids ``(N, L)`` ->
+        ``(N, embed_dim)``."""
+        tokens = tokens.to(self.device)
+        return self.encode_text(
+            self.token_embedding(tokens), self.eot_positions(tokens))
+
+    # ------------------------------------------------------------------
+    # images
+    # ------------------------------------------------------------------
     @property
     def pools_class_token(self) -> bool:
         """Whether the image tower is a ViT of open_clip's standard blocks
         whose feature is the class token's output (CLIP's ViTs): then the
         last block's queries, attention output and MLP are needed at that
-        token only, an exact saving of about 1/14 of the tower."""
-        visual = self.model.visual
-        return (type(visual) is VisionTransformer and visual.attn_pool is None
-                and visual.pool_type == 'tok' and not visual.output_tokens
-                and not visual.training and hasattr(visual, '_embeds') and all(
-                    type(b) is ResidualAttentionBlock
-                    and not hasattr(b, 'ln_1_kv')
-                    for b in visual.transformer.resblocks))
+        token only, an exact saving of about 1/14 of the tower, and vision
+        tokens can be appended (:meth:`encode_image`)."""
+        return self._vision_refusal() is None
 
-    def _encode_image_at_class_token(self,
-                                     images: torch.Tensor) -> torch.Tensor:
-        """open_clip's ``VisionTransformer.forward`` with the last block's
-        query at the class token: the other positions give keys and values
-        there, and nothing reads their outputs."""
+    def _vision_refusal(self) -> Optional[str]:
+        """Why :meth:`encode_image` cannot run its own ViT loop, or None."""
+        visual = self.model.visual
+        if type(visual) is not VisionTransformer:
+            return (f'its image tower is a {type(visual).__name__}, not a '
+                    'ViT')
+        if visual.attn_pool is not None or visual.pool_type != 'tok':
+            how = ('attention'
+                   if visual.attn_pool is not None else repr(visual.pool_type))
+            return (f'its ViT pools with {how}, not at the class token '
+                    '(added tokens would be pooled too)')
+        if visual.output_tokens or visual.training or getattr(
+                visual, 'final_ln_after_pool', False):
+            return 'its ViT returns tokens or pools after its LayerNorm'
+        if not all(
+                type(b) is ResidualAttentionBlock
+                and not hasattr(b, 'ln_1_kv')
+                for b in visual.transformer.resblocks):
+            return "its ViT blocks are not open_clip's standard blocks"
+        return None
+
+    def encode_image(self,
+                     images: torch.Tensor,
+                     append: Optional[torch.Tensor] = None,
+                     overwrite: Optional[Mapping[int, torch.Tensor]] = None
+                     ) -> torch.Tensor:
+        """Image features ``(B, embed_dim)``, not normalised.
+
+        Without ``append`` this is open_clip's ``encode_image`` (for a ViT
+        pooled at its class token, the last block runs at that token alone:
+        exact, see :attr:`pools_class_token`).
+
+        Args:
+            images (Tensor): Preprocessed images ``(B, 3, H, W)``.
+            append (Tensor, optional): ``n`` tokens appended to the sequence
+                ``[CLS; patches] + pos`` before ``ln_pre``, ``(n, Wv)`` for
+                every image or ``(B, n, Wv)``; no positional embedding is
+                added to them and they are never pooled. ViTs pooled at the
+                class token only. Defaults to None.
+            overwrite (Mapping[int, Tensor], optional): ``{i: rows}``:
+                before block ``i`` (0-based) the ``n`` appended tokens of
+                the hidden state become ``rows``, ``(n, Wv)`` or
+                ``(B, n, Wv)``. Needs ``append``. Defaults to None.
+
+        Returns:
+            Tensor: ``(B, embed_dim)``.
+        """
+        images = images.to(self.image_dtype)
+        if append is None and overwrite:
+            raise ValueError(
+                'overwrite replaces appended vision tokens: pass append '
+                'too (the tokens before the first block)')
+        refusal = self._vision_refusal()
+        if append is not None and refusal is not None:
+            raise ValueError(
+                f'vision tokens cannot be added to the image tower of '
+                f'{self.arch!r}: {refusal}. Prompt methods with vision '
+                'tokens need a ViT pooled at its class token (e.g. '
+                "ViT-B-16); text-only prompts work with every tower.")
+        if refusal is not None:
+            return self.model.encode_image(images)
+        visual = self.model.visual
+        x = self._vision_embeds(images, append)  # (B, T (+ n), Wv)
+        n = 0 if append is None else append.shape[-2]
+        for block, rows in (overwrite or {}).items():
+            if rows.shape[-2] != n:
+                raise ValueError(
+                    f'the vision rows written before block {block} must '
+                    f'replace the {n} appended tokens, got '
+                    f'{rows.shape[-2]} rows')
+        overwrite = self._check_overwrite(
+            {
+                i: (x.shape[1] - n, rows)
+                for i, rows in (overwrite or {}).items()
+            }, len(visual.transformer.resblocks), x.shape[1], 'vision')
+        return self._run_vision_blocks(x, overwrite)
+
+    def _vision_embeds(self, images: torch.Tensor,
+                       append: Optional[torch.Tensor]) -> torch.Tensor:
+        """open_clip's ``VisionTransformer._embeds`` with ``append`` added
+        between the positional embedding (and patch dropout) and
+        ``ln_pre``."""
+        visual = self.model.visual
+        x = visual.conv1(images)  # (B, Wv, grid, grid)
+        x = x.flatten(2).transpose(1, 2)  # (B, grid ** 2, Wv)
+        cls = visual.class_embedding.view(1, 1, -1).expand(x.shape[0], -1, -1)
+        x = torch.cat([cls.to(x.dtype), x], dim=1)
+        x = x + visual.positional_embedding.to(x.dtype)
+        x = visual.patch_dropout(x)
+        if append is not None:
+            append = append.to(x.dtype)
+            if append.dim() == 2:
+                append = append.expand(x.shape[0], -1, -1)
+            x = torch.cat([x, append], dim=1)  # (B, T + n, Wv)
+        return visual.ln_pre(x)
+
+    def _run_vision_blocks(self, x: torch.Tensor, overwrite: dict):
+        """The ViT's blocks with the last one's query at the class token
+        (the other positions give keys and values there, and nothing reads
+        their outputs), then the pooled head."""
         visual = self.model.visual
         transformer = visual.transformer
+        *blocks, last = transformer.resblocks
+        last_index = len(blocks)
         batch_first = getattr(transformer, 'batch_first', True)
-        x = visual._embeds(images)  # (B, T, W)
+        sequence = 1 if batch_first else 0
         if not batch_first:
             x = x.transpose(0, 1)
-        *blocks, last = transformer.resblocks
-        for block in blocks:
+        for i, block in enumerate(blocks):
+            if i in overwrite:
+                x = _write_rows(x, *overwrite[i], sequence)
             x = block(x)
-        sequence = 1 if batch_first else 0
+        if last_index in overwrite:
+            x = _write_rows(x, *overwrite[last_index], sequence)
         normed = last.ln_1(x)
         x = x.narrow(sequence, 0, 1) + last.ls_1(
             last.attention(
@@ -427,222 +602,64 @@ class OpenCLIP(BaseModule):
             pooled = pooled @ visual.proj
         return pooled
 
-    def encode_text(self, embeddings: torch.Tensor,
-                    tokens: torch.Tensor) -> torch.Tensor:
-        """Encode prompt embeddings into text features.
-
-        Equal to open_clip's ``encode_text(tokens)`` when ``embeddings`` are
-        the token embeddings of ``tokens``; here any embedding (e.g. learned
-        context vectors) may stand in for the tokens.
-
-        Args:
-            embeddings (torch.Tensor): Prompt embeddings ``(N, L, W)``.
-            tokens (torch.Tensor): The token ids ``(N, L)`` the prompts were
-                built from; only their EOT positions are used.
-
-        Returns:
-            torch.Tensor: Projected features ``(N, embed_dim)``, not
-            normalised.
-        """
-        tower = self._text
-        dtype = self.dtype
-        eot = self.eot_positions(tokens.to(embeddings.device))
-        length = embeddings.shape[1]
-        if self.truncate_text:
-            # Under the causal mask no position sees a later one, so the
-            # positions after the last EOT of the batch cannot change any
-            # EOT feature: dropping them is exact and saves their compute.
-            length = int(eot.max()) + 1
-        x = embeddings[:, :length].to(dtype)
-        x = x + tower.positional_embedding[:length].to(dtype)
-        mask = tower.attn_mask
-        if mask is not None:
-            mask = mask[:length, :length]
-        x = self._run_transformer(x, mask)
-        x = tower.ln_final(x)
-        x = x[torch.arange(x.shape[0], device=x.device), eot]
-        return self._project(x)
-
-    def _run_transformer(self, x: torch.Tensor,
-                         mask: Optional[torch.Tensor]) -> torch.Tensor:
-        transformer = self._text.transformer
-        if getattr(transformer, 'batch_first', True):
-            return transformer(x, attn_mask=mask)
-        return transformer(x.transpose(0, 1), attn_mask=mask).transpose(0, 1)
-
-    def _project(self, x: torch.Tensor) -> torch.Tensor:
-        proj = self._text.text_projection
-        if proj is None:
-            return x
-        if isinstance(proj, nn.Linear):
-            return proj(x)
-        return x @ proj
-
-    def encode_text_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Text features of token ids ``(N, L)`` -> ``(N, embed_dim)``."""
-        tokens = tokens.to(self.device)
-        return self.encode_text(self.token_embedding(tokens), tokens)
-
     # ------------------------------------------------------------------
-    # shared-prefix encoding
+    # shared by both towers
     # ------------------------------------------------------------------
-    @property
-    def supports_prefix_cache(self) -> bool:
-        """Whether :meth:`encode_prefix` / :meth:`encode_suffix` apply: a
-        causal, EOT-pooled tower of open_clip's standard blocks."""
-        tower = self._text
-        blocks = tower.transformer.resblocks
-        return (self.truncate_text and tower.attn_mask is not None
-                and self.text_pool_type in ('argmax', 'eos')
-                and getattr(tower, 'cls_emb', None) is None and all(
-                    type(b) is ResidualAttentionBlock
-                    and not hasattr(b, 'ln_1_kv') for b in blocks))
+    @staticmethod
+    def _check_overwrite(overwrite: Optional[Mapping], num_blocks: int,
+                         length: int, tower: str) -> dict:
+        """Validate ``{block: (start, rows)}`` against a tower of
+        ``num_blocks`` blocks and sequences of ``length`` positions."""
+        checked = {}
+        for block, (start, rows) in (overwrite or {}).items():
+            if not isinstance(block, int) or not 0 <= block < num_blocks:
+                raise ValueError(
+                    f'overwrite names {tower} block {block!r}, but the '
+                    f'{tower} tower has blocks 0..{num_blocks - 1}')
+            if rows.dim() not in (2, 3):
+                raise ValueError(
+                    f'the {tower} rows written before block {block} must be '
+                    f'(n, width) or (batch, n, width), got shape '
+                    f'{tuple(rows.shape)}')
+            if start < 0 or start + rows.shape[-2] > length:
+                raise ValueError(
+                    f'the {tower} rows written before block {block} span '
+                    f'positions {start}..{start + rows.shape[-2] - 1}, '
+                    f'outside the {length} positions of the sequence')
+            checked[block] = (start, rows)
+        return checked
 
     @staticmethod
-    def _in_projection(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Queries, keys and values of ``x`` ``(..., T, W)``, concatenated
-        ``(..., T, 3W)``, with the block's own LayerNorm and projection."""
-        attn = block.attn
-        return F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+    def _run_blocks(transformer: nn.Module, x: torch.Tensor, overwrite: dict,
+                    mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """open_clip's ``Transformer.forward`` on batch-first ``x``, with
+        rows written before the blocks ``overwrite`` names."""
+        batch_first = getattr(transformer, 'batch_first', True)
+        sequence = 1 if batch_first else 0
+        if not batch_first:
+            x = x.transpose(0, 1)
+        for i, block in enumerate(transformer.resblocks):
+            if i in overwrite:
+                x = _write_rows(x, *overwrite[i], sequence)
+            x = block(x, attn_mask=mask)
+        return x if batch_first else x.transpose(0, 1)
 
-    @classmethod
-    def _qkv(cls, block: nn.Module, x: torch.Tensor) -> tuple:
-        """Per-head queries, keys and values ``(..., heads, T, head_dim)``
-        of ``x`` ``(..., T, W)``."""
-        qkv = cls._in_projection(block, x)
-        return tuple(
-            t.unflatten(-1, (block.attn.num_heads, -1)).transpose(-3, -2)
-            for t in qkv.chunk(3, dim=-1))
 
-    @staticmethod
-    def _finish_block(block: nn.Module, x: torch.Tensor,
-                      out: torch.Tensor) -> torch.Tensor:
-        """Output projection, residuals and MLP of a block, from the
-        attention output ``out`` ``(..., T, W)`` (heads merged)."""
-        out = F.linear(out, block.attn.out_proj.weight,
-                       block.attn.out_proj.bias)
-        x = x + block.ls_1(out)
-        return x + block.ls_2(block.mlp(block.ln_2(x)))
-
-    def encode_prefix(self, prefix: torch.Tensor) -> List[tuple]:
-        """Run prompt prefixes through the text tower, keeping keys/values.
-
-        Under the causal mask the hidden states of the first ``P`` positions
-        of a prompt depend on nothing after them, so prompts that share
-        their first ``P`` embeddings (SOT and the context, for the class
-        name at the end) can share this computation.
-
-        Args:
-            prefix (Tensor): ``(G, P, W)`` embeddings of positions
-                ``0..P-1``, one prefix per group of prompts.
-
-        Returns:
-            list[tuple[Tensor, Tensor]]: Keys and values of every layer,
-            each ``(G, heads, P, head_dim)``.
-        """
-        tower = self._text
-        length = prefix.shape[1]
-        x = prefix.to(self.dtype) + tower.positional_embedding[:length].to(
-            self.dtype)
-        blocks = tower.transformer.resblocks
-        cache = []
-        for i, block in enumerate(blocks):
-            q, k, v = self._qkv(block, x)
-            cache.append((k, v))
-            if i + 1 < len(blocks):  # the last layer's outputs are unused
-                heads = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-                x = self._finish_block(block, x,
-                                       heads.transpose(-3, -2).flatten(-2))
-        return cache
-
-    def encode_suffix(self, cache: List[tuple], suffix: torch.Tensor,
-                      lengths: Sequence[int]) -> torch.Tensor:
-        """Encode the rest of many prompts against their group's prefix.
-
-        The prompts' remaining positions are packed one after the other, so
-        the linear layers (most of the work) run as few large matrix
-        products whatever the prompts' lengths; only attention runs per run
-        of equal-length prompts. Each prompt ends at its EOT, so no position
-        past it is encoded, and the last layer runs at the EOT alone.
-        The first layer's projections of the suffix do not depend on the
-        group and are computed once for all groups.
-
-        Args:
-            cache (list): :meth:`encode_prefix` of the ``G`` groups'
-                prefixes of ``P`` positions.
-            suffix (Tensor): ``(N, W)`` embeddings of positions ``P`` to the
-                EOT of each prompt, the prompts one after the other; the
-                same for every group.
-            lengths (Sequence[int]): How many positions each prompt has
-                (``sum(lengths) == N``). Prompts of equal length should be
-                adjacent: each run of them shares one attention call.
-
-        Returns:
-            Tensor: Projected features ``(G, len(lengths), embed_dim)``,
-            equal to :meth:`encode_text` of the full prompts.
-        """
-        tower = self._text
-        blocks = list(tower.transformer.resblocks)
-        groups, heads, start, head_dim = cache[0][0].shape
-        width = heads * head_dim
-        dtype, device = self.dtype, suffix.device
-        runs = []  # [length, number of prompts]
-        for length in lengths:
-            if runs and runs[-1][0] == length:
-                runs[-1][1] += 1
-            else:
-                runs.append([length, 1])
-        position = torch.cat([
-            torch.arange(start, start + length, device=device).repeat(count)
-            for length, count in runs
-        ])
-        x = suffix.to(dtype) + tower.positional_embedding[position].to(dtype)
-        # A suffix position sees the whole prefix (no mask needed), itself
-        # and the earlier positions of its own prompt.
-        masks = {
-            length:
-            torch.full((length, length),
-                       float('-inf'),
-                       device=device,
-                       dtype=dtype).triu_(1)
-            for length, _ in runs
-        }
-        ends = torch.tensor(lengths, device=device).cumsum(0) - 1
-        run_sizes = [length * count for length, count in runs]
-        scale = head_dim**-0.5
-        for i, (block, (prefix_k, prefix_v)) in enumerate(zip(blocks, cache)):
-            last = i + 1 == len(blocks)
-            # (N, 3W) in the first layer, where x is shared; (G, N, 3W) after
-            qkv = self._in_projection(block, x)
-            outputs = []
-            # split, not slices: its backward is one concatenation
-            parts = qkv.split(run_sizes, dim=-2)
-            for (length, count), part in zip(runs, parts):
-                part = part.unflatten(-1, (3, heads, head_dim)).unflatten(
-                    -4, (count, length))  # (..., count, S, 3, heads, hd)
-                if part.dim() == 5:
-                    part = part.unsqueeze(0)
-                # each (G or 1, count, heads, S, head_dim)
-                q, k, v = part.movedim(-3, 0).transpose(-3, -2).unbind(0)
-                mask = masks[length]
-                if last:  # nothing after the last layer reads the others
-                    q, mask = q[..., -1:, :], mask[-1:]
-                q = q * scale
-                scores = torch.cat([
-                    torch.einsum('gchsd,ghpd->gchsp',
-                                 q.expand(groups, -1, -1, -1, -1), prefix_k),
-                    (q @ k.transpose(-1, -2) + mask).expand(
-                        groups, -1, -1, -1, -1)
-                ],
-                                   dim=-1)  # (G, count, heads, S, P + S)
-                to_prefix, to_suffix = torch.softmax(
-                    scores, dim=-1).split([start, length], dim=-1)
-                out = torch.einsum('gchsp,ghpd->gchsd', to_prefix, prefix_v)
-                out = out + to_suffix @ v  # (G, count, heads, S, head_dim)
-                outputs.append(
-                    out.transpose(-3, -2).reshape(groups, -1, width))
-            out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]
-            if last:
-                x = x[..., ends, :]
-            x = self._finish_block(block, x, out)
-        return self._project(tower.ln_final(x))
+def _write_rows(x: torch.Tensor, start: int, rows: torch.Tensor,
+                sequence: int) -> torch.Tensor:
+    """``x`` with positions ``start ..`` along dim ``sequence`` replaced by
+    ``rows`` (``(n, W)`` or ``(N, n, W)``, batch first), as a new tensor:
+    the gradient reaches ``rows`` and nothing flows to the replaced rows.
+    Rows past the end of ``x`` (cut after the last EOT) are dropped."""
+    n = max(0, min(rows.shape[-2], x.shape[sequence] - start))
+    if n == 0:
+        return x
+    rows = rows[..., :n, :].to(x.dtype)
+    batch = x.shape[1 - sequence]
+    if rows.dim() == 2:
+        rows = rows.expand(batch, -1, -1)
+    if sequence == 0:
+        rows = rows.transpose(0, 1)
+    before, _, after = x.split([start, n, x.shape[sequence] - start - n],
+                               dim=sequence)
+    return torch.cat([before, rows, after], dim=sequence)

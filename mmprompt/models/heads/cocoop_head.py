@@ -15,29 +15,26 @@ class CoCoOpHead(BasePromptHead):
     """Conditional prompt learning (`CoCoOp
     <https://arxiv.org/abs/2203.05557>`_).
 
-    For each image ``x`` the Meta-Net shifts the context by ``pi(f(x))``,
-    so every image has its own K prompts; their B x K text features are
-    encoded in batched calls of the text tower (no loop over images), the
-    shared ``[SOT][ctx(x)]`` positions once per image::
+    Every image ``x`` has its own ``K`` prompts ``t_i(x)``, whose ``B x K``
+    text features the text encoder computes in batched calls (no loop over
+    images)::
 
-        ctx(x)  = ctx + meta_net(f)                     # (B, M, W)
-        prompts = [SOT] ctx(x) [name_i][.][EOT]         # (B, K, L, W)
-        logits  = logit_scale.exp() * cos(f, g(prompts))  # (B, K)
+        prompts = prompt_learner(f)          # ctx + meta_net(f), (B, M, W)
+        g       = text_encoder(prompts)      # (B, K, D)
+        logits  = logit_scale.exp() * cos(f, g)  # (B, K)
 
     Args:
         prompt_learner (dict): Config of the prompt learner, e.g.
             ``dict(type='CoCoOpPromptLearner', ctx_init='a photo of a')``.
         clip (OpenCLIP | dict): The frozen CLIP (the classifier passes it).
+        text_encoder (dict): Config of the text encoder. Defaults to
+            ``dict(type='PrefixCachedTextEncoder')``, which encodes each
+            image's ``[SOT][ctx(x)]`` once for all its K prompts; e.g.
+            ``text_chunk_size=2000, grad_checkpointing=True`` bound memory.
         loss (dict): Config of the loss. Defaults to cross-entropy.
         topk (int | tuple[int]): Top-k accuracies when ``cal_acc``.
             Defaults to (1, ).
         cal_acc (bool): Log the training accuracy. Defaults to False.
-        prefix_cache (bool): Encode each image's ``[SOT][ctx(x)]`` once for
-            all its K prompts. Defaults to True.
-        text_chunk_size (int, optional): At most this many prompts per text
-            tower call, e.g. 2000 to bound memory. Defaults to None (all).
-        grad_checkpointing (bool): Recompute text activations in backward,
-            so training memory stays flat in B x K. Defaults to False.
         init_cfg (dict, optional): Unused. Defaults to None.
 
     Examples:
@@ -54,13 +51,9 @@ class CoCoOpHead(BasePromptHead):
         torch.Size([2, 3])
     """
 
-    def text_features(self, image_features: torch.Tensor) -> torch.Tensor:
-        """Text features of every image's prompts, ``(B, K, D)``."""
-        ctx = self.prompt_learner.context(image_features)  # (B, M, W)
-        return self.encode_end_prompts(self.prompt_learner, ctx)
-
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """Logits ``(B, K)`` from normalised image features ``(B, D)``."""
         image_features = self.pre_logits(feats)
-        return self.cosine_logits(image_features,
-                                  self.text_features(image_features))
+        prompts = self.prompt_learner(image_features)
+        text_features = self.text_encoder(prompts)  # (B, K, D)
+        return self.cosine_logits(image_features, text_features)

@@ -26,17 +26,14 @@ class CoOpHead(BasePromptHead):
         prompt_learner (dict): Config of the prompt learner, e.g.
             ``dict(type='CoOpPromptLearner', n_ctx=16)``.
         clip (OpenCLIP | dict): The frozen CLIP (the classifier passes it).
+        text_encoder (dict): Config of the text encoder. Defaults to
+            ``dict(type='PrefixCachedTextEncoder')``, which encodes
+            ``[SOT][ctx]`` once for all classes when the context is shared
+            and the class name comes last.
         loss (dict): Config of the loss. Defaults to cross-entropy.
         topk (int | tuple[int]): Top-k accuracies when ``cal_acc``.
             Defaults to (1, ).
         cal_acc (bool): Log the training accuracy. Defaults to False.
-        prefix_cache (bool): With a shared context and the class name at
-            the end, encode ``[SOT][ctx]`` once for all classes.
-            Defaults to True.
-        text_chunk_size (int, optional): At most this many prompts per text
-            tower call. Defaults to None (all).
-        grad_checkpointing (bool): Recompute text activations in backward.
-            Defaults to False.
         init_cfg (dict, optional): Unused. Defaults to None.
 
     Examples:
@@ -57,32 +54,18 @@ class CoOpHead(BasePromptHead):
     _cached_features = None
 
     def _state_key(self) -> tuple:
-        params = tuple((p.data_ptr(), p._version, p.dtype)
+        params = tuple((p.data_ptr(), p._version, p.dtype, p.device)
                        for p in self.prompt_learner.parameters())
         return (self.prompt_learner.names_version, params)
-
-    def _encode(self) -> torch.Tensor:
-        learner = self.prompt_learner
-        learner._check_ready()
-        if not learner.csc and learner.class_token_position == 'end':
-            # One context for all classes: a group of K prompts.
-            return self.encode_end_prompts(learner, learner.ctx[None])[0]
-        prompts, tokens = learner()  # (K, L, W), (K, L)
-        length = learner.max_eot + 1
-        return torch.cat([
-            self._run(self.clip.encode_text, prompts[lo:hi, :length],
-                      tokens[lo:hi, :length])
-            for lo, hi in self._chunks(1, prompts.shape[0])
-        ])
 
     def text_features(self) -> torch.Tensor:
         """Text features of every class's prompt, ``(K, D)``."""
         if torch.is_grad_enabled() or self.training:
             self._cached_features = None
-            return self._encode()
+            return self.text_encoder(self.prompt_learner())[0]
         key = self._state_key()
         if self._cached_features is None or key != self._cache_key:
-            self._cached_features = self._encode()
+            self._cached_features = self.text_encoder(self.prompt_learner())[0]
             self._cache_key = key
         return self._cached_features
 

@@ -7,14 +7,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmprompt.registry import MODELS
-from .base import BasePromptHead
+from .base import CLIPHead
 from .templates import resolve_templates
 
 __all__ = ['ZeroShotHead']
 
 
 @MODELS.register_module()
-class ZeroShotHead(BasePromptHead):
+class ZeroShotHead(CLIPHead):
     """Zero-shot CLIP (`CLIP <https://arxiv.org/abs/2103.00020>`_).
 
     The text feature of a class is that of ``template.format(name)``; with

@@ -2,5 +2,9 @@
 from .base import BasePromptLearner
 from .cocoop import CoCoOpPromptLearner
 from .coop import CoOpPromptLearner
+from .prompts import LAYOUTS, ClassTokens, Prompts
 
-__all__ = ['BasePromptLearner', 'CoCoOpPromptLearner', 'CoOpPromptLearner']
+__all__ = [
+    'BasePromptLearner', 'CoCoOpPromptLearner', 'CoOpPromptLearner',
+    'ClassTokens', 'LAYOUTS', 'Prompts'
+]

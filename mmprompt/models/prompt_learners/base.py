@@ -1,6 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""What CoOp and CoCoOp prompt learners share: context init and class names.
-"""
+"""What prompt learners share: the context's initialisation and the frozen
+tokens of the class names."""
 import json
 from typing import List, Optional, Sequence, Tuple
 
@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+
+from .prompts import ClassTokens, Prompts
 
 __all__ = ['BasePromptLearner']
 
@@ -23,11 +25,14 @@ class BasePromptLearner(BaseModule):
 
     A prompt for class ``i`` is laid out as CLIP would tokenize
     ``"<prefix> <name_i>."``: ``[SOT][V]_1..[V]_M[name_i][.][EOT][pad...]``,
-    where the context replaces the ``M`` prefix tokens. The SOT token and the
-    tokens after the context are frozen token embeddings, held in
+    where the context replaces the ``M`` prefix tokens. The frozen token
+    embeddings of these prompts (:meth:`class_tokens`) live in
     non-persistent buffers rebuilt by :meth:`set_class_names`: they are never
     saved, so a checkpoint scores any class names (except with class-specific
     contexts).
+
+    A subclass's :meth:`forward` returns the :class:`Prompts` of every class:
+    the method's equation is written there and nowhere else.
 
     Args:
         clip (OpenCLIP): The frozen CLIP the prompts are for.
@@ -83,11 +88,10 @@ class BasePromptLearner(BaseModule):
         self.class_names: List[str] = []
         # Bumped whenever the class names change, for caches downstream.
         self.names_version = 0
-        self.register_buffer('token_prefix', None, persistent=False)
-        self.register_buffer('token_suffix', None, persistent=False)
-        self.register_buffer('tokenized_prompts', None, persistent=False)
+        # The frozen token embeddings of every class's prompt (K, L, W) and
+        # where each is pooled (K, ): rebuilt by set_class_names, never saved.
+        self.register_buffer('token_embeddings', None, persistent=False)
         self.register_buffer('eot_index', None, persistent=False)
-        self.max_eot = 0
         self.name_lens: List[int] = []
         # With csc: the classes the contexts belong to, once known.
         self.trained_class_names: Optional[List[str]] = None
@@ -190,13 +194,8 @@ class BasePromptLearner(BaseModule):
         with torch.no_grad():
             embedding = clip.token_embedding(tokens).type(clip.dtype)
         self.name_lens = [len(clip.bpe_encode(n)) for n in readable]
-        self.token_prefix = embedding[:, :1]  # (K, 1, W): SOT
-        # (K, L - 1 - M, W): class name, '.', EOT, padding
-        self.token_suffix = embedding[:, 1 + self.n_ctx:]
-        self.tokenized_prompts = tokens
-        eot = clip.eot_positions(tokens)
-        self.eot_index = eot  # (K, ): where each prompt is pooled
-        self.max_eot = int(eot.max())
+        self.token_embeddings = embedding  # (K, L, W)
+        self.eot_index = clip.eot_positions(tokens)  # (K, )
         self.class_names = names
         self.names_version += 1
         if self.csc:
@@ -234,36 +233,25 @@ class BasePromptLearner(BaseModule):
                 'cannot be moved to other classes')
         self.trained_class_names = list(names)
 
-    def build_prompts(self,
-                      ctx: torch.Tensor,
-                      classes: slice = slice(None),
-                      length: Optional[int] = None) -> torch.Tensor:
-        """``[SOT][ctx][name][.][EOT]`` prompts of (some) classes for a batch
-        of contexts (the 'end' layout).
-
-        Args:
-            ctx (Tensor): ``(B, M, W)``.
-            classes (slice): Which classes. Defaults to all.
-            length (int, optional): Keep only the first ``length`` positions
-                (e.g. up to the last EOT). Defaults to all.
-
-        Returns:
-            Tensor: ``(B, K, L, W)``.
-        """
-        self._check_ready()
-        suffix = self.token_suffix[classes]
-        if length is not None:
-            suffix = suffix[:, :max(length - 1 - self.n_ctx, 0)]
-        prefix = self.token_prefix[classes]
-        batch, num_classes = ctx.shape[0], prefix.shape[0]
-        prefix = prefix.unsqueeze(0).expand(batch, -1, -1, -1)
-        suffix = suffix.unsqueeze(0).expand(batch, -1, -1, -1)
-        ctx = ctx.unsqueeze(1).expand(-1, num_classes, -1, -1)
-        return torch.cat([prefix, ctx, suffix], dim=2)
-
-    def _check_ready(self) -> None:
-        if self.tokenized_prompts is None:
+    def class_tokens(self) -> ClassTokens:
+        """The frozen token embeddings of the prompts of the classes set by
+        :meth:`set_class_names`."""
+        if self.token_embeddings is None:
             raise RuntimeError(
                 'no class names are set: call set_class_names(names) (the '
                 "runner does it from the dataset's metainfo['classes'] "
                 'through ClassNamesHook)')
+        return ClassTokens(
+            embeddings=self.token_embeddings,
+            eot=self.eot_index,
+            n_ctx=self.n_ctx,
+            name_lengths=tuple(self.name_lens),
+            version=self.names_version)
+
+    def forward(self, *args, **kwargs) -> Prompts:
+        """The prompts of every class: the method's equation.
+
+        Returns:
+            Prompts: Context, class tokens and layout.
+        """
+        raise NotImplementedError

@@ -1,13 +1,14 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """CoCoOp's prompt learner."""
 from collections import OrderedDict
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn as nn
 
 from mmprompt.registry import MODELS
 from .base import BasePromptLearner
+from .prompts import Prompts
 
 __all__ = ['CoCoOpPromptLearner']
 
@@ -18,8 +19,8 @@ class CoCoOpPromptLearner(BasePromptLearner):
     <https://arxiv.org/abs/2203.05557>`_).
 
     A Meta-Net maps each image's L2-normalised feature ``f`` to one token
-    ``pi(f)`` that is added to every context vector, so each image gets its
-    own prompts ``t_i(x) = [v_1 + pi(x)] .. [v_M + pi(x)] [name_i][.]``::
+    ``pi(x)`` that is added to every context vector, so each image gets its
+    own prompts ``t_i(x) = [v_1 + pi(x)] .. [v_M + pi(x)] [CLASS_i]``::
 
         meta_net = Linear(D, D // 16) -> ReLU -> Linear(D // 16, W)
 
@@ -42,8 +43,10 @@ class CoCoOpPromptLearner(BasePromptLearner):
         >>> clip = OpenCLIP('mmprompt-tiny-vit', pretrained=None)
         >>> learner = CoCoOpPromptLearner(clip, ctx_init='a photo of a')
         >>> learner.set_class_names(['cat', 'dog', 'sea_lion'])
-        >>> prompts, tokens = learner(torch.randn(2, 64))
-        >>> prompts.shape  # (B, K, L, W)
+        >>> prompts = learner(torch.randn(2, 64))
+        >>> prompts.context.shape  # (B images, 1 context for all, M, W)
+        torch.Size([2, 1, 4, 64])
+        >>> prompts.embeddings().shape  # (B, K, L, W)
         torch.Size([2, 3, 77, 64])
     """
 
@@ -73,30 +76,16 @@ class CoCoOpPromptLearner(BasePromptLearner):
     def init_weights(self) -> None:
         """Keep PyTorch's default Linear init, as the original."""
 
-    def context(self, image_features: torch.Tensor) -> torch.Tensor:
-        """Per-image context ``ctx + pi(f)``.
-
-        Args:
-            image_features (Tensor): L2-normalised image features ``(B, D)``.
-
-        Returns:
-            Tensor: ``(B, M, W)``.
-        """
-        dtype = self.meta_net.linear1.weight.dtype
-        bias = self.meta_net(image_features.to(dtype))  # (B, W)
-        return self.ctx.unsqueeze(0) + bias.unsqueeze(1)  # (B, M, W)
-
-    def forward(self, image_features: torch.Tensor
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image_features: torch.Tensor) -> Prompts:
         """The prompts of every class for every image.
 
         Args:
             image_features (Tensor): L2-normalised image features ``(B, D)``.
 
         Returns:
-            tuple[Tensor, Tensor]: Prompts ``(B, K, L, W)`` and token ids
-            ``(K, L)``.
+            Prompts: context ``(B, 1, M, W)``, class name at the end.
         """
-        self._check_ready()
-        return (self.build_prompts(self.context(image_features)),
-                self.tokenized_prompts)
+        dtype = self.meta_net.linear1.weight.dtype
+        shift = self.meta_net(image_features.to(dtype))  # pi(x): (B, W)
+        context = self.ctx + shift[:, None]  # v_m + pi(x): (B, M, W)
+        return Prompts(context[:, None], self.class_tokens())

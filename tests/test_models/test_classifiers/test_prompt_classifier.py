@@ -118,13 +118,13 @@ def test_coop_eval_features_are_cached_but_never_stale(clip):
     model = coop(clip)
     head = model.head
     calls = []
-    original = head._encode
+    original = head.text_encoder.forward
 
-    def counting():
+    def counting(prompts):
         calls.append(1)
-        return original()
+        return original(prompts)
 
-    head._encode = counting
+    head.text_encoder.forward = counting
     try:
         images, samples = batch()
         model.eval()
@@ -148,7 +148,7 @@ def test_coop_eval_features_are_cached_but_never_stale(clip):
         assert switched.shape == (4, 3)
         torch.testing.assert_close(switched, after_step[:, :3])
     finally:
-        del head._encode
+        del head.text_encoder.forward
 
 
 def test_switching_class_names_changes_k_and_prompts(clip):
@@ -304,8 +304,9 @@ def test_reproduces_the_originals_logits(golden_dir, tower, variant):
     # The original's prefix/suffix buffers equal ours for the same names.
     learner = model.head.prompt_learner
     sd = original['state_dict']
-    torch.testing.assert_close(learner.token_prefix, sd['token_prefix'])
-    torch.testing.assert_close(learner.token_suffix, sd['token_suffix'])
+    tokens = learner.class_tokens()
+    torch.testing.assert_close(tokens.embeddings[:, :1], sd['token_prefix'])
+    torch.testing.assert_close(tokens.suffix, sd['token_suffix'])
 
 
 def test_converter_round_trip_keeps_learned_tensors(golden_dir):

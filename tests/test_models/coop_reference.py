@@ -1,5 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""An independent computation of CoOp / CoCoOp logits for the tests.
+"""Independent computations of CLIP text features and CoOp / CoCoOp logits.
 
 It writes each class's prompt as text with a placeholder word per context
 vector ("X X X X dog.", "X X dog X X.", "dog X X X X."), tokenizes it with
@@ -81,3 +81,32 @@ def cocoop_logits(model, tokenizer, image_features, names, ctx, meta_net):
         g = F.normalize(g, dim=-1)
         rows.append(model.logit_scale.exp() * f @ g.t())
     return torch.stack(rows)
+
+
+def text_tower(model, embeddings, eot, overwrite=None):
+    """open_clip's text tower on full-length ``embeddings`` ``(N, L, W)``,
+    the rows ``start..`` of the hidden state replaced before block ``i`` by
+    ``overwrite[i] = (start, rows)``, rows ``(n, W)`` or ``(N, n, W)``."""
+    overwrite = overwrite or {}
+    x = embeddings + model.positional_embedding
+    for i, block in enumerate(model.transformer.resblocks):
+        if i in overwrite:
+            start, rows = overwrite[i]
+            x = x.clone()
+            x[:, start:start + rows.shape[-2]] = rows
+        x = block(x, attn_mask=model.attn_mask)
+    x = model.ln_final(x)
+    return x[torch.arange(x.shape[0]), eot] @ model.text_projection
+
+
+def deep_text_features(model, tokenizer, names, ctx, rows):
+    """Features of ``[SOT] ctx name. [EOT]`` (``ctx`` ``(M, W)``), the rows
+    ``1..n`` replaced before block ``i`` by ``rows[i]`` ``(n, W)``."""
+    n_ctx = ctx.shape[-2]
+    tokens = tokenizer([prompt_text(n, n_ctx, 'end') for n in names])
+    embeddings = model.token_embedding(tokens).clone()
+    embeddings[:, 1:1 + n_ctx] = ctx
+    return text_tower(model, embeddings, tokens.argmax(-1), {
+        i: (1, r)
+        for i, r in rows.items()
+    })
