@@ -331,6 +331,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
         OrderedDict: The state dict in the model's keys.
 
     Raises:
+        TypeError: ``state_dict`` is not a dict.
         ValueError: An original checkpoint holds a key the conversion does
             not know (named, with the known ones).
 
@@ -366,7 +367,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
                     f'{source} code; known keys are '
                     f'{list(_COOP_LEARNED + _COOP_REBUILT)}')
             converted[prefix + key] = value
-    return converted
+        return converted
+    # A format original_format() knows must have its case above.
+    raise NotImplementedError(
+        f'no conversion for checkpoints of the original {source} code')
 
 
 def convert_coop_state_dict(checkpoint: Any) -> 'OrderedDict[str, Any]':
