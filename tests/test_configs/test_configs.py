@@ -1,12 +1,15 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Every config under configs/ loads, builds and follows the protocol.
 
-Models are built with the tiny random-weight ``mmprompt-tiny-vit`` CLIP
-(no download), datasets on tiny generated trees in the original layouts.
-Configs sharing a model or a dataset config are built once.
+configs/ holds ``_base_`` primitives and one config per model-zoo row (each
+listed in its folder's metafile.yml); shots, seeds, backbones and base/new
+testing are ``--cfg-options`` (tools/run_sweep.py sets them, see
+tests/test_workflows/test_run_sweep.py). Models are built with the tiny
+random-weight ``mmprompt-tiny-vit`` CLIP (no download), datasets on tiny
+generated trees in the original layouts. Configs sharing a model or a
+dataset config are built once.
 """
 import copy
-import importlib.util
 import json
 import math
 import os
@@ -20,7 +23,6 @@ from mmengine.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = REPO_ROOT / 'configs'
-GENERATOR = REPO_ROOT / 'tools' / 'misc' / 'generate_configs.py'
 METHODS = ('coop', 'cocoop', 'zeroshot', 'linear_probe')
 
 ALL_CONFIG_FILES = sorted(
@@ -29,8 +31,12 @@ ALL_CONFIG_FILES = sorted(
 # configs/demo/ holds the embedded demo (tiny CLIP, generated data, its own
 # tests): it only has to load here.
 CONFIG_FILES = [f for f in ALL_CONFIG_FILES if not f.startswith('demo/')]
+DATASET_BASES = sorted(
+    str(p.relative_to(CONFIG_ROOT))
+    for p in (CONFIG_ROOT / '_base_' / 'datasets').glob('*.py')
+    if p.name != 'pipelines.py')
 
-# Independent of the generator: class counts of the CoOp datasets.
+# Independent of the configs: class counts of the CoOp datasets.
 NUM_CLASSES = {
     'ImageNet': 1000,
     'Caltech101': 100,
@@ -53,7 +59,13 @@ NAME_RE = re.compile(
     r'(?P<backbone>resnet50|resnet101|vit-base-p32|vit-base-p16)_'
     r'clip-openai_'
     r'((?P<schedule>1xb(?P<batch>\d+)-ep(?P<epochs>\d+))_)?'
-    r'(?P<data>[a-z0-9-]+)(?P<new>_new)?$')
+    r'(?P<data>[a-z0-9-]+)$')
+ARCHS = {
+    'resnet50': 'RN50',
+    'resnet101': 'RN101',
+    'vit-base-p32': 'ViT-B-32',
+    'vit-base-p16': 'ViT-B-16'
+}
 
 
 @pytest.fixture(scope='module')
@@ -75,37 +87,29 @@ def configs():
     return loaded
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location('generate_configs',
-                                                  GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _metafile_configs(method: str) -> list:
+    meta = (CONFIG_ROOT / method / 'metafile.yml').read_text()
+    assert meta.startswith('Collections:')
+    return re.findall(r'Config: (\S+)', meta)
 
 
-def test_generated_configs_are_up_to_date():
-    files = _load_generator().generate()
-    stale = [
-        rel for rel, text in files.items()
-        if not (CONFIG_ROOT / rel).is_file() or (CONFIG_ROOT / rel).read_text(
-            encoding='utf-8') != text
-    ]
-    assert not stale, ('configs out of date, run python '
-                       f'tools/misc/generate_configs.py: {stale[:5]}')
-
-
-def test_every_method_folder_documented():
+def test_one_config_per_model_zoo_row():
+    listed = []
     for method in METHODS:
         folder = CONFIG_ROOT / method
         assert (folder / 'README.md').is_file()
-        meta = (folder / 'metafile.yml').read_text()
-        assert meta.startswith('Collections:')
-        for cfg in re.findall(r'Config: (\S+)', meta):
-            assert (REPO_ROOT / cfg).is_file(), cfg
+        rows = _metafile_configs(method)
+        assert len(rows) == len(set(rows)), method
+        files = sorted(f'configs/{method}/{p.name}'
+                       for p in folder.glob('*.py'))
+        assert sorted(rows) == files, (
+            f'configs/{method}: every config is a metafile row and every '
+            'row has its config')
+        listed += rows
+    assert 40 <= len(listed) <= 60
 
 
 def test_config_names(configs):
-    assert len(CONFIG_FILES) > 500
     for rel in CONFIG_FILES:
         folder, _, fname = rel.rpartition('/')
         if not folder:
@@ -116,12 +120,17 @@ def test_config_names(configs):
         alg = match['alg']
         assert alg.replace('-', '_').startswith(folder), rel
         cfg = configs[rel]
+        arch = (cfg.model.backbone
+                if alg == 'linear-probe' else cfg.model.clip).arch
+        assert arch == ARCHS[match['backbone']], rel
         if match['schedule']:
             assert cfg.train_dataloader.batch_size == int(match['batch'])
             assert cfg.train_cfg.max_epochs == int(match['epochs'])
         shots = re.match(r'(base2new-)?(\d+)shot', match['data'])
         if shots:
             assert cfg.train_dataloader.dataset.num_shots == int(shots[2])
+        if match['data'].startswith('base2new-'):
+            assert cfg.test_dataloader.dataset.subsample_classes == 'base'
 
 
 def _mine(configs):
@@ -182,13 +191,31 @@ def _plain(value):
     return value
 
 
-def test_pipelines_are_the_verified_ones(configs):
-    """The configs' pipelines are the library's TRAIN_PIPELINE and
+def test_pipelines_are_defined_once_and_verified(configs):
+    """configs/_base_/datasets/pipelines.py is the one definition of the
+    pipelines in configs/, and it is the library's TRAIN_PIPELINE and
     TEST_PIPELINE, which tests/test_datasets/test_pipelines.py checks
     against the original's torchvision transforms."""
     from mmprompt.datasets import TEST_PIPELINE, TRAIN_PIPELINE
+    base = Config.fromfile(
+        str(CONFIG_ROOT / '_base_' / 'datasets' / 'pipelines.py'))
     train, test = _plain(TRAIN_PIPELINE), _plain(TEST_PIPELINE)
-    for rel, cfg in _mine(configs):
+    assert _plain(base.train_pipeline) == train
+    assert _plain(base.test_pipeline) == test
+    for path in CONFIG_ROOT.rglob('*.py'):
+        rel = str(path.relative_to(CONFIG_ROOT))
+        if rel.startswith('demo/') or path.name == 'pipelines.py':
+            continue
+        text = path.read_text()
+        for transform in ('LoadImageFromFile', 'RandomResizedCrop',
+                          'ResizeEdge', 'CenterCrop', 'PackInputs'):
+            assert transform not in text, f'{rel} defines a pipeline'
+    loaded = dict(configs)
+    loaded.update((rel, Config.fromfile(str(CONFIG_ROOT / rel)))
+                  for rel in DATASET_BASES)
+    for rel, cfg in loaded.items():
+        if rel.startswith('demo/'):
+            continue
         for loader in ('train_dataloader', 'val_dataloader',
                        'test_dataloader'):
             if cfg.get(loader) is None:
@@ -255,8 +282,7 @@ def test_training_protocol(configs):
 
 
 def test_representative_protocols(configs):
-    coop = configs['coop/coop_vit-base-p16_clip-openai_1xb32-ep200_'
-                   '16shot-oxford-pets.py']
+    coop = configs['coop_vit-b16.py']
     assert coop.model.head.prompt_learner == dict(
         type='CoOpPromptLearner',
         n_ctx=16,
@@ -267,7 +293,11 @@ def test_representative_protocols(configs):
     assert coop.train_cfg.max_epochs == 200
     assert coop.model.clip.arch == 'ViT-B-16'
     assert coop.model.clip.get('precision', 'fp32') == 'fp32'
-    assert configs['coop_vit-b16.py'].to_dict() == coop.to_dict()
+    for loader in ('train', 'val', 'test'):
+        dataset = coop[f'{loader}_dataloader'].dataset
+        assert dataset.type == 'OxfordPets'
+        assert dataset.subsample_classes == 'all'
+    assert coop.train_dataloader.dataset.num_shots == 16
 
     cocoop = configs['cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
                      'base2new-16shot-oxford-pets.py']
@@ -277,10 +307,6 @@ def test_representative_protocols(configs):
     for loader in ('train', 'val', 'test'):
         dataset = cocoop[f'{loader}_dataloader'].dataset
         assert dataset.subsample_classes == 'base'
-    new = configs['cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
-                  'base2new-16shot-oxford-pets_new.py']
-    assert new.test_dataloader.dataset.subsample_classes == 'new'
-    assert new.train_dataloader.dataset.subsample_classes == 'base'
     assert configs['cocoop_vit-b16.py'].to_dict() == cocoop.to_dict()
 
     imagenet = configs['coop/coop_resnet50_clip-openai_1xb32-ep50_'
@@ -289,28 +315,73 @@ def test_representative_protocols(configs):
     assert imagenet.param_scheduler.T_max == 50
     assert imagenet.model.clip.arch == 'RN50'
     assert imagenet.get('val_dataloader') is None
+    m4 = configs['coop/coop-m4_resnet50_clip-openai_1xb32-ep50_'
+                 '16shot-imagenet.py']
+    assert m4.model.head.prompt_learner.n_ctx == 4
+    assert m4.model.clip.arch == 'RN50'
 
     ctxinit = configs['coop/coop-ctxinit_vit-base-p16_clip-openai_1xb32-'
                       'ep200_base2new-16shot-dtd.py']
     assert ctxinit.model.head.prompt_learner.n_ctx == 4
     assert ctxinit.model.head.prompt_learner.ctx_init == 'a photo of a'
 
-    eurosat = configs['coop/coop_resnet50_clip-openai_1xb32-ep50_'
-                      '1shot-eurosat.py']
-    assert eurosat.train_dataloader.drop_last is False
-
-    xd = configs['cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
-                 '16shot-imagenet-to-imagenet-a.py']
-    assert xd.test_dataloader.dataset.type == 'ImageNetA'
-    assert xd.test_dataloader.dataset.num_shots == -1
-    assert xd.train_dataloader.dataset.type == 'ImageNet'
-
-    zs = configs['zeroshot/zeroshot-ens7_vit-base-p16_clip-openai_'
-                 'eurosat.py']
-    assert zs.model.head.templates == 'imagenet-7+EuroSAT'
+    zs = configs['zeroshot/zeroshot_vit-base-p16_clip-openai_'
+                 'base2new-eurosat.py']
+    assert zs.model.head.templates == 'EuroSAT'
     assert zs.get('train_dataloader') is None
     zs_imagenet = configs['zeroshot/zeroshot_resnet50_clip-openai_imagenet.py']
     assert zs_imagenet.model.head.templates == 'ImageNet'
+    assert zs_imagenet.model.clip.arch == 'RN50'
+
+
+def _override(cfg, *options):
+    """A config with ``--cfg-options``, parsed as tools/train.py does."""
+    import argparse
+
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    cfg = copy.deepcopy(cfg)
+    cfg.merge_from_dict(
+        parser.parse_args(['--cfg-options', *options]).cfg_options)
+    return cfg
+
+
+def test_readme_overrides(configs):
+    """The settings the READMEs give as --cfg-options reach the config."""
+    row = configs['coop/coop_resnet50_clip-openai_1xb32-ep200_'
+                  '16shot-caltech101.py']
+    cfg = _override(row, 'train_dataloader.dataset.num_shots=1',
+                    'val_dataloader.dataset.num_shots=1',
+                    'train_cfg.max_epochs=50', 'train_cfg.val_interval=50',
+                    'param_scheduler.T_max=50', 'model.clip.arch=RN101',
+                    'randomness.seed=2', 'train_dataloader.dataset.seed=2',
+                    'val_dataloader.dataset.seed=2',
+                    'model.head.prompt_learner.csc=True',
+                    'model.head.prompt_learner.num_classes=100')
+    assert cfg.train_dataloader.dataset.num_shots == 1
+    assert cfg.val_dataloader.dataset.seed == 2 and cfg.randomness.seed == 2
+    assert cfg.param_scheduler.T_max == cfg.train_cfg.max_epochs == 50
+    assert cfg.model.clip == dict(
+        type='OpenCLIP', arch='RN101', pretrained='openai')
+    assert cfg.model.head.prompt_learner.csc is True
+    # A test on the new classes, or on another dataset.
+    b2n = configs['cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
+                  'base2new-16shot-dtd.py']
+    new = _override(b2n, 'test_dataloader.dataset.subsample_classes=new')
+    assert new.test_dataloader.dataset.subsample_classes == 'new'
+    assert new.train_dataloader.dataset.subsample_classes == 'base'
+    source = configs['cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
+                     '16shot-imagenet.py']
+    target = _override(
+        source, 'test_dataloader.dataset.type=ImageNetA',
+        'test_dataloader.dataset.data_root='
+        'data/imagenet-adversarial')
+    assert target.train_dataloader.dataset.type == 'ImageNet'
+    imagenet_a = Config.fromfile(
+        str(CONFIG_ROOT / '_base_' / 'datasets' / 'imagenet_a.py'))
+    assert target.test_dataloader.to_dict() == \
+        imagenet_a.test_dataloader.to_dict()
 
 
 # ---------------------------------------------------------------------------
@@ -367,7 +438,7 @@ def test_linear_probe_is_a_linear_head_on_clip_image_features():
 
     from mmprompt.registry import MODELS
     cfg = Config.fromfile(
-        str(CONFIG_ROOT / '_base_' / 'models' / 'linear-probe_resnet50.py'),
+        str(CONFIG_ROOT / '_base_' / 'models' / 'linear_probe.py'),
         format_python_code=False)
     model_cfg = _tiny_model_cfg(cfg.model.to_dict())
     model_cfg['backbone']['arch'] = 'mmprompt-tiny-rn'
@@ -488,7 +559,9 @@ def _dataset_cfgs(cfg):
 def test_datasets_build(configs, dataset_trees):
     from mmprompt.registry import DATASETS
     unique = {}
-    for rel, cfg in _mine(configs):
+    bases = [(rel, Config.fromfile(str(CONFIG_ROOT / rel)))
+             for rel in DATASET_BASES]
+    for rel, cfg in _mine(configs) + bases:
         for loader, ds in _dataset_cfgs(cfg):
             assert ds['data_root'].startswith('data/'), rel
             key = json.dumps(ds, sort_keys=True)
@@ -558,9 +631,11 @@ def test_runner_trains_entry_configs(configs, dataset_trees, tmp_path):
 
 def test_runner_tests_zero_shot_config(configs, dataset_trees, tmp_path):
     from mmengine.runner import Runner
-    rel = 'zeroshot/zeroshot_vit-base-p16_clip-openai_base2new-dtd_new.py'
-    runner = Runner.from_cfg(
-        _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path))
+    rel = 'zeroshot/zeroshot_vit-base-p16_clip-openai_base2new-dtd.py'
+    # The new classes: the README's override of the base-class config.
+    cfg = _override(configs[rel],
+                    'test_dataloader.dataset.subsample_classes=new')
+    runner = Runner.from_cfg(_tiny_runner_cfg(cfg, dataset_trees, tmp_path))
     metrics = runner.test()
     assert 'accuracy/top1' in metrics
     assert runner.model.class_names == ['class_c']

@@ -328,3 +328,21 @@ def test_dg_reuses_cross_dataset_training(capsys, tmp_path):
                    1] == str(tmp_path / 'dg' / 'imagenet' / source / 'seed1' /
                              'metrics.json')
     assert options(cmds[-1])['test_dataloader.dataset.type'] == 'ImageNetR'
+
+
+def test_dataset_table_matches_the_dataset_configs():
+    """The sweep's datasets are those of configs/_base_/datasets."""
+    bases = {}
+    for path in (REPO_ROOT / 'configs' / '_base_' / 'datasets').glob('*.py'):
+        if path.name != 'pipelines.py':
+            cfg = Config.fromfile(str(path), import_custom_modules=False)
+            bases[cfg.dataset_type] = cfg
+    table = {**run_sweep.DATASETS, **run_sweep.TEST_DATASETS}
+    assert sorted(d.type for d in table.values()) == sorted(bases)
+    for name, dataset in table.items():
+        cfg = bases[dataset.type]
+        assert cfg.data_root == dataset.data_root, name
+        if name in run_sweep.DATASETS:
+            assert (cfg.val_dataloader is not None) == dataset.has_val, name
+        else:
+            assert cfg.get('train_dataloader') is None, name

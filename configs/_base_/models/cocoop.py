@@ -1,0 +1,20 @@
+# CoCoOp (https://arxiv.org/abs/2203.05557): 4 context tokens initialised
+# from 'a photo of a' plus meta_net(image feature) (the paper's
+# vit_b16_c4_ep10_batch1_ctxv1), on a frozen CLIP ViT-B/16 with OpenAI's
+# weights.
+# The backbone is one override, e.g. model.clip.arch='RN50' (or 'RN101',
+# 'ViT-B-32'; any open_clip arch with the matching `pretrained`).
+model = dict(
+    type='PromptClassifier',
+    clip=dict(type='OpenCLIP', arch='ViT-B-16', pretrained='openai'),
+    head=dict(
+        type='CoCoOpHead',
+        prompt_learner=dict(
+            type='CoCoOpPromptLearner', n_ctx=4, ctx_init='a photo of a'),
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+    # CLIP mean/std in 0-255; to_rgb as mmcv loads BGR.
+    data_preprocessor=dict(
+        type='ClsDataPreprocessor',
+        mean=[122.770938, 116.7460125, 104.09373615],
+        std=[68.5005327, 66.6321579, 70.32316305],
+        to_rgb=True))
