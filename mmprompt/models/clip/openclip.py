@@ -412,12 +412,13 @@ class OpenCLIP(BaseModule):
             return proj(x)
         return x @ proj
 
-    def encode_text(
-        self,
-        embeddings: torch.Tensor,
-        eot: torch.Tensor,
-        overwrite: Optional[Mapping[int, Tuple[int, torch.Tensor]]] = None
-    ) -> torch.Tensor:
+    def encode_text(self,
+                    embeddings: torch.Tensor,
+                    eot: torch.Tensor,
+                    overwrite: Optional[Mapping[int,
+                                                Tuple[int,
+                                                      torch.Tensor]]] = None,
+                    truncate: Optional[bool] = None) -> torch.Tensor:
         """Encode token embeddings into text features.
 
         Equal to open_clip's ``encode_text(tokens)`` when ``embeddings`` are
@@ -436,13 +437,22 @@ class OpenCLIP(BaseModule):
                 ``rows``, ``(n, W)`` for every sequence or ``(N, n, W)`` one
                 set per sequence. Nothing is added to them (no positional
                 embedding). Defaults to None.
+            truncate (bool, optional): Drop the positions after the last
+                EOT (exact, see ``truncate_text``); None follows
+                ``truncate_text``, False runs every position (the
+                original's computation, for comparisons). Defaults to None.
 
         Returns:
             Tensor: Projected features ``(N, embed_dim)``, not normalised.
         """
         eot = eot.to(embeddings.device)
         length = embeddings.shape[1]
-        if self.truncate_text:
+        if truncate and not self.truncate_text:
+            raise ValueError(
+                'truncate=True, but this CLIP was built with '
+                'truncate_text=False: cutting after the EOT is exact only '
+                'for causal, EOT-pooled text towers')
+        if self.truncate_text if truncate is None else truncate:
             # Under the causal mask no position sees a later one, so the
             # positions after the last EOT of the batch cannot change any
             # EOT feature: dropping them is exact and saves their compute.

@@ -1,8 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """CoOp's head: one prompt per class, shared by every image."""
-from typing import Tuple
+from typing import Tuple, Union
 
 import torch
+import torch.nn as nn
 
 from mmprompt.registry import MODELS
 from .base import BasePromptHead
@@ -34,7 +35,12 @@ class CoOpHead(BasePromptHead):
         topk (int | tuple[int]): Top-k accuracies when ``cal_acc``.
             Defaults to (1, ).
         cal_acc (bool): Log the training accuracy. Defaults to False.
+        cache_text_features (bool): In evaluation, keep the text features
+            until the class names or the context change. False recomputes
+            them for every batch, as the original does (the baseline of
+            ``tools/analysis_tools/benchmark.py``). Defaults to True.
         init_cfg (dict, optional): Unused. Defaults to None.
+        **kwargs: The arguments of :class:`BasePromptHead`.
 
     Examples:
         >>> import torch
@@ -53,6 +59,14 @@ class CoOpHead(BasePromptHead):
     _cache_key = None
     _cached_features = None
 
+    def __init__(self,
+                 prompt_learner: dict,
+                 clip: Union[nn.Module, dict, None] = None,
+                 cache_text_features: bool = True,
+                 **kwargs) -> None:
+        super().__init__(prompt_learner, clip, **kwargs)
+        self.cache_text_features = cache_text_features
+
     def _state_key(self) -> tuple:
         params = tuple((p.data_ptr(), p._version, p.dtype, p.device)
                        for p in self.prompt_learner.parameters())
@@ -60,7 +74,8 @@ class CoOpHead(BasePromptHead):
 
     def text_features(self) -> torch.Tensor:
         """Text features of every class's prompt, ``(K, D)``."""
-        if torch.is_grad_enabled() or self.training:
+        if (torch.is_grad_enabled() or self.training
+                or not self.cache_text_features):
             self._cached_features = None
             return self.text_encoder(self.prompt_learner())[0]
         key = self._state_key()

@@ -32,6 +32,11 @@ class PlainTextEncoder(BaseModule):
             each chunk in the backward pass instead of keeping them, so
             training memory no longer grows with the number of prompts.
             Defaults to False.
+        cut_after_eot (bool): Encode the prompts up to their last EOT only
+            (exact for the causal, EOT-pooled towers the CLIP accepts with
+            ``truncate_text``). False encodes all ``context_length``
+            positions as the original CoOp does: the baseline of
+            ``tools/analysis_tools/benchmark.py``. Defaults to True.
         init_cfg (dict, optional): Unused. Defaults to None.
 
     Examples:
@@ -49,6 +54,7 @@ class PlainTextEncoder(BaseModule):
                  clip: Optional[nn.Module] = None,
                  text_chunk_size: Optional[int] = None,
                  grad_checkpointing: bool = False,
+                 cut_after_eot: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if clip is None:
@@ -63,6 +69,7 @@ class PlainTextEncoder(BaseModule):
         object.__setattr__(self, 'clip', clip)
         self.text_chunk_size = text_chunk_size
         self.grad_checkpointing = grad_checkpointing
+        self.cut_after_eot = cut_after_eot
 
     def forward(self, prompts: Prompts) -> torch.Tensor:
         """Text features of every prompt.
@@ -75,15 +82,17 @@ class PlainTextEncoder(BaseModule):
         """
         tokens = prompts.class_tokens
         groups = prompts.groups
-        length = int(tokens.eot.max()) + 1 if self.clip.truncate_text \
-            else None
+        cut = self.cut_after_eot and self.clip.truncate_text
+        length = int(tokens.eot.max()) + 1 if cut else None
 
         def encode(lo: int, hi: int) -> torch.Tensor:
             classes = slice(lo, hi)
             embeddings = prompts.embeddings(classes, length)  # (G, k, L, W)
             features = self.clip.encode_text(
-                embeddings.flatten(0, 1), tokens.eot[classes].repeat(groups),
-                self._text_overwrite(prompts, hi - lo))
+                embeddings.flatten(0, 1),
+                tokens.eot[classes].repeat(groups),
+                self._text_overwrite(prompts, hi - lo),
+                truncate=cut)
             return features.view(groups, hi - lo, -1)
 
         chunks = self._chunks(groups, prompts.num_classes)

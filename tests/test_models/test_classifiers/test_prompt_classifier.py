@@ -151,6 +151,21 @@ def test_coop_eval_features_are_cached_but_never_stale(clip):
         del head.text_encoder.forward
 
 
+def test_coop_eval_features_recomputed_without_the_cache(clip):
+    model = coop(clip)
+    model.head.cache_text_features = False
+    calls = []
+    original = model.head.text_encoder.forward
+    model.head.text_encoder.forward = lambda p: calls.append(1) or original(p)
+    images, _ = batch()
+    model.eval()
+    with torch.no_grad():
+        first = model(images)
+        second = model(images)
+    assert len(calls) == 2  # once per batch, as the original
+    torch.testing.assert_close(first, second)
+
+
 def test_switching_class_names_changes_k_and_prompts(clip):
     model = cocoop(clip)
     images, _ = batch(2)
