@@ -17,7 +17,9 @@ or from ``--config``, and gets its settings as ``--cfg-options`` of
 * the backbone (``model.clip.arch``), with ``--backbone``.
 
 The sweep's own ``--cfg-options`` come last, so they override all of these.
-Nothing is read from config names.
+Nothing is read from config names. ``--config`` starts the runs from a
+config of one's own (a variant, another method); with ``--config-dataset``
+they train on that config's own dataset instead of one of the table.
 
 Every test writes its metrics (``--out-item metrics``) to ``metrics.json``
 in its folder, and every folder gets ``sweep.json``, the settings of what
@@ -296,6 +298,7 @@ def final_checkpoint(cfg) -> str:
 class Run:
     """The settings of one training run (all seeds but the seed)."""
     dataset: str
+    has_val: bool
     shots: int
     backbone: str  # the name part, e.g. 'resnet50'
     name: str  # the run name
@@ -343,20 +346,32 @@ class Planner:
                 with a val split on a config without a val loader.
         """
         args, protocol = self.args, self.protocol
-        dataset = DATASETS[dataset_name]
-        options = {
-            'dataset_type': dataset.type,
-            'data_root': dataset.data_root,
-        }
-        options.update(dataset_options('train', dataset, protocol.classes))
+        classes = protocol.classes
+        if args.config_dataset is None:
+            dataset = DATASETS[dataset_name]
+            has_val = dataset.has_val
+            options = {
+                'dataset_type': dataset.type,
+                'data_root': dataset.data_root,
+            }
+            options.update(dataset_options('train', dataset, classes))
+            if has_val:
+                options.update(dataset_options('val', dataset, classes))
+            else:
+                options.update(
+                    val_dataloader=None, val_evaluator=None, val_cfg=None)
+            options.update(dataset_options('test', dataset, classes))
+        else:  # the config's own dataset, as it is
+            dataset = None
+            has_val = self._merged({}).get('val_dataloader') is not None
+            options = {
+                f'{loader}_dataloader.dataset.subsample_classes': classes
+                for loader in ('train', 'val', 'test')
+                if has_val or loader != 'val'
+            }
         options['train_dataloader.dataset.num_shots'] = shots
-        if dataset.has_val:
-            options.update(dataset_options('val', dataset, protocol.classes))
+        if has_val:
             options['val_dataloader.dataset.num_shots'] = shots
-        else:
-            options.update(
-                val_dataloader=None, val_evaluator=None, val_cfg=None)
-        options.update(dataset_options('test', dataset, protocol.classes))
         epochs = EPOCHS[args.method](dataset_name, shots)
         options.update({
             'train_cfg.max_epochs': epochs,
@@ -367,11 +382,12 @@ class Planner:
             options['model.clip.arch'] = BACKBONES[backbone]
         try:
             cfg = self._merged(options)
-            # The original's drop_last = len(dataset) >= batch_size.
-            n_train = subsample_size(dataset, protocol.classes) * shots
-            options['train_dataloader.drop_last'] = (
-                n_train >= cfg.train_dataloader.batch_size)
-            cfg = self._merged(options)
+            if dataset is not None:
+                # The original's drop_last = len(dataset) >= batch_size.
+                n_train = subsample_size(dataset, classes) * shots
+                options['train_dataloader.drop_last'] = (
+                    n_train >= cfg.train_dataloader.batch_size)
+                cfg = self._merged(options)
             batch = cfg.train_dataloader.batch_size
             epochs = cfg.train_cfg.max_epochs
             arch = cfg.model.clip.arch
@@ -398,8 +414,8 @@ class Planner:
             batch_size=batch,
             run=name,
             config=self.config)
-        return Run(dataset_name, shots, backbone, name, options, checkpoint,
-                   record)
+        return Run(dataset_name, has_val, shots, backbone, name, options,
+                   checkpoint, record)
 
     def folder(self,
                dataset: str,
@@ -423,6 +439,8 @@ class Planner:
         else:
             datasets = args.datasets or protocol.datasets
             targets = ()
+        if args.config_dataset is not None:
+            datasets = [args.config_dataset]
         shots = args.shots or protocol.shots
         jobs = []
         for backbone in args.backbone or [None]:
@@ -441,7 +459,7 @@ class Planner:
             'randomness.seed': seed,
             'train_dataloader.dataset.seed': seed,
         }
-        if DATASETS[run.dataset].has_val:
+        if run.has_val:
             seeds['val_dataloader.dataset.seed'] = seed
         options = {**seeds, **run.options}
         record = dict(run.record, seed=seed)
@@ -592,6 +610,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--config). Give a name of its own to a variant set by --config '
         'or --cfg-options, or its runs share folders with the default\'s')
     parser.add_argument(
+        '--config-dataset',
+        metavar='NAME',
+        help='with --config: train on the config\'s own dataset, as it is '
+        '(no dataset options, no drop_last rule), naming its folders NAME; '
+        'for a dataset of your own. The shots, seeds, classes and epochs '
+        'are still set')
+    parser.add_argument(
         '--backbone',
         nargs='+',
         choices=tuple(BACKBONES),
@@ -636,6 +661,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                      'one with --config')
     if args.config is not None and not osp.isfile(args.config):
         parser.error(f'--config {args.config!r}: no such file')
+    if args.config_dataset is not None and args.config is None:
+        parser.error('--config-dataset needs --config')
+    if args.config_dataset is not None and args.datasets and \
+            not protocol.targets:
+        parser.error('--config-dataset and --datasets both name the '
+                     'datasets trained on; give one')
     if protocol.targets:
         allowed = [
             name for name in (*DATASETS, *TEST_DATASETS)

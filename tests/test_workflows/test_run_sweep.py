@@ -346,3 +346,28 @@ def test_dataset_table_matches_the_dataset_configs():
             assert (cfg.val_dataloader is not None) == dataset.has_val, name
         else:
             assert cfg.get('train_dataloader') is None, name
+
+
+def test_config_dataset_keeps_the_configs_data(capsys, tmp_path):
+    """A dataset of one's own: the config's loaders stay as they are."""
+    demo = (
+        REPO_ROOT / 'configs' / 'demo' /
+        'coop_tiny-vit_shapes_1xb4-ep10_base2new-16shot-shapes.py')
+    assert run_sweep.main([
+        'base2new', '--method', 'coop', '--config',
+        str(demo), '--config-dataset', 'shapes', '--algorithm', 'mine',
+        '--seeds', '1', '--work-dir',
+        str(tmp_path), '--dry-run'
+    ]) == 0
+    train = commands(capsys.readouterr().out)[0]
+    assert work_dir(train).parts[-3:] == (
+        'shapes', 'mine_mmprompt-tiny-vit_clip-openai_1xb4-ep200_'
+        'base2new-16shot-shapes', 'seed1')
+    opts = options(train)
+    assert not any(key.endswith(('.type', '.data_root')) for key in opts)
+    assert not any(key.startswith('val_') for key in opts)  # it has none
+    assert 'train_dataloader.drop_last' not in opts
+    assert opts['train_dataloader.dataset.subsample_classes'] == 'base'
+    assert opts['train_dataloader.dataset.num_shots'] == '16'
+    with pytest.raises(SystemExit):
+        run_sweep.parse_args(['base2new', '--config-dataset', 'shapes'])
