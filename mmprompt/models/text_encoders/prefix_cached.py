@@ -93,9 +93,13 @@ class PrefixCachedTextEncoder(PlainTextEncoder):
         """Whether the CLIP's text tower fits this encoder: causal and pooled
         at the EOT (``truncate_text``, checked when the CLIP is built) and
         made of open_clip's standard residual attention blocks."""
-        return self.clip.truncate_text and all(
+        clip = self.clip
+        if not getattr(clip, 'truncate_text', False):
+            return False
+        blocks = getattr(clip, 'text_blocks', None) or ()
+        return len(blocks) > 0 and all(
             type(b) is ResidualAttentionBlock and not hasattr(b, 'ln_1_kv')
-            for b in self.clip.text_blocks)
+            for b in blocks)
 
     def applies(self, prompts: Prompts) -> bool:
         """Whether ``prompts`` share a prefix this encoder can cache."""
