@@ -1,5 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint
 from torch.utils.data import Dataset
 
+from mmprompt.registry import MODELS
 from mmprompt.utils import (ATOMIC_BACKEND, AtomicLocalBackend,
                             CheckpointMismatchError, CorruptCheckpointError,
                             UnsafeCheckpointError, atomic_write,
@@ -324,3 +326,45 @@ def test_remove_partial_writes(tmp_path):
     removed = remove_partial_writes(str(tmp_path))
     assert [os.path.basename(p) for p in removed] == ['.epoch_3.pth.tmp-123']
     assert [p.name for p in tmp_path.iterdir()] == ['epoch_2.pth']
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints written before the core redesign
+# ---------------------------------------------------------------------------
+LEGACY = Path(__file__).resolve().parents[1] / 'data' / 'legacy_checkpoints'
+LEGACY_HEADS = {
+    'cocoop':
+    dict(
+        type='CoCoOpHead',
+        prompt_learner=dict(
+            type='CoCoOpPromptLearner', ctx_init='a photo of a')),
+    'coop_csc_middle':
+    dict(
+        type='CoOpHead',
+        prompt_learner=dict(
+            type='CoOpPromptLearner',
+            n_ctx=4,
+            csc=True,
+            num_classes=3,
+            class_token_position='middle')),
+}
+
+
+@pytest.mark.parametrize('name', sorted(LEGACY_HEADS))
+def test_legacy_checkpoints_pass_the_checkpoint_module(name):
+    """Same keys through the filter, fit today's model, resumable. (Their
+    logits: tests/test_models/test_classifiers/test_legacy_checkpoints.py)
+    """
+    path = str(LEGACY / f'{name}_epoch_1.pth')
+    assert is_valid_checkpoint(path)
+    checkpoint = load_checkpoint_file(path)
+    assert original_format(checkpoint) is None
+    state_dict = checkpoint_filter_fn(checkpoint)
+    assert state_dict == checkpoint['state_dict']
+    model = MODELS.build(
+        dict(
+            type='PromptClassifier',
+            clip=dict(
+                type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None),
+            head=LEGACY_HEADS[name]))
+    check_checkpoint_fits(model, state_dict, path)
