@@ -639,3 +639,20 @@ def test_runner_tests_zero_shot_config(configs, dataset_trees, tmp_path):
     metrics = runner.test()
     assert 'accuracy/top1' in metrics
     assert runner.model.class_names == ['class_c']
+
+
+def test_configs_named_in_docs_exist():
+    """Every ``configs/....py`` the docs name is there (``configs/mine`` and
+    ``configs/my`` are the tutorials' files of the reader's own)."""
+    docs = [
+        REPO_ROOT / 'README.md', *(REPO_ROOT / 'docs').rglob('*.md'),
+        *CONFIG_ROOT.rglob('README.md')
+    ]
+    missing = []
+    for doc in docs:
+        for rel in re.findall(r'configs/[\w/.-]+\.py', doc.read_text()):
+            if rel.startswith(('configs/mine/', 'configs/my/')):
+                continue
+            if not (REPO_ROOT / rel).is_file():
+                missing.append(f'{doc.relative_to(REPO_ROOT)}: {rel}')
+    assert not missing, missing
