@@ -1,6 +1,4 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-# Moved to mmprompt.utils.checkpoint; importable from here for old code.
-from mmprompt.utils.checkpoint import convert_coop_state_dict  # noqa: F401
 from .backbones import *  # noqa: F401,F403
 from .classifiers import *  # noqa: F401,F403
 from .clip import *  # noqa: F401,F403

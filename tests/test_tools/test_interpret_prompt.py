@@ -86,6 +86,15 @@ def test_read_context(tool):
         }
     })
     assert names == ['cat', 'dog']
+    # what tools/train.py writes today: the names as UTF-8 JSON bytes
+    names_bytes = torch.tensor(list(b'["cat", "sea lion"]'), dtype=torch.uint8)
+    _, names = tool.read_context({
+        'state_dict': {
+            'head.prompt_learner.ctx': torch.zeros(2, 4, 8),
+            'head.prompt_learner._extra_state': names_bytes
+        }
+    })
+    assert names == ['cat', 'sea lion']
     with pytest.raises(ValueError, match="'head.prompt_learner.ctx'"):
         tool.read_context({'state_dict': {'head.fc.weight': ctx}})
 

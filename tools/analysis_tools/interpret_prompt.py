@@ -16,6 +16,7 @@ Examples:
         CONFIG output/.../prompt_learner/model.pth.tar-50 --topk 3
 """
 import argparse
+import json
 import logging
 import os.path as osp
 import sys
@@ -30,6 +31,7 @@ from mmengine.registry import init_default_scope
 
 from mmprompt.registry import MODELS
 from mmprompt.utils import UnsafeCheckpointError, load_checkpoint_file
+from mmprompt.utils.checkpoint import checkpoint_filter_fn
 
 PROG = 'interpret_prompt.py'
 CTX_KEY = 'head.prompt_learner.ctx'
@@ -84,20 +86,14 @@ def read_context(checkpoint: dict,
         class-specific contexts, and the class names of class-specific
         contexts if the checkpoint knows them, else None.
     """
-    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(
-        checkpoint, dict) else None
-    if not isinstance(state_dict, dict):
+    if not isinstance(checkpoint, dict):
         raise ValueError(f'{source} holds a {type(checkpoint).__name__}, not '
                          'a dict with a state_dict')
-    state_dict = {
-        (k[len('module.'):] if k.startswith('module.') else k): v
-        for k, v in state_dict.items()
-    }
-    for key in (CTX_KEY, 'ctx'):  # mmprompt's, then the original's
-        if key in state_dict:
-            ctx = state_dict[key]
-            break
-    else:
+    # mmprompt's keys, whatever wrote it (an original's ctx is moved under
+    # the prompt learner, a DDP prefix removed)
+    state_dict = checkpoint_filter_fn(checkpoint)
+    ctx = state_dict.get(CTX_KEY)
+    if ctx is None:
         raise ValueError(
             f'{source} holds no learned context: expected the key '
             f"{CTX_KEY!r} (tools/train.py) or 'ctx' (the original CoOp), "
@@ -108,7 +104,12 @@ def read_context(checkpoint: dict,
             'class-specific, (K, M, W); got '
             f'{getattr(ctx, "shape", type(ctx).__name__)}')
     extra = state_dict.get(EXTRA_STATE_KEY)
-    names = extra.get('csc_class_names') if isinstance(extra, dict) else None
+    names = None
+    if isinstance(extra, torch.Tensor) and extra.numel():
+        # the classes of class-specific contexts, as UTF-8 JSON bytes
+        names = json.loads(bytes(extra.tolist()).decode('utf-8'))
+    elif isinstance(extra, dict):  # written by mmprompt 0.1 pre-release
+        names = extra.get('csc_class_names')
     return ctx.float(), (list(names) if names else None)
 
 

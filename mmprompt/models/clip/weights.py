@@ -17,6 +17,7 @@ from typing import Dict, Tuple
 import torch
 
 from mmprompt.utils import CorruptCheckpointError, load_checkpoint_file
+from mmprompt.utils.checkpoint import strip_prefix
 
 __all__ = ['read_clip_weights', 'looks_like_openai_state_dict']
 
@@ -74,7 +75,7 @@ def _unwrap(checkpoint, path: str) -> Dict[str, torch.Tensor]:
             '(parameter name -> tensor), optionally under a "state_dict" '
             f'key, got {type(checkpoint).__name__}. {PRETRAINED_FORMS}')
     if checkpoint and all(k.startswith('module.') for k in checkpoint):
-        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
+        checkpoint = strip_prefix(checkpoint)
     return checkpoint
 
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 from mmpretrain.structures import DataSample
 
-from mmprompt.models import OpenCLIP, convert_coop_state_dict
+from mmprompt.models import OpenCLIP
 from mmprompt.registry import MODELS
+from mmprompt.utils.checkpoint import convert_coop_state_dict
 
 NAMES = ['cat', 'dog', 'sea_lion', 'tench', 'golden retriever']
 
