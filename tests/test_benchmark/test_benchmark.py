@@ -1,53 +1,43 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""tools/analysis_tools/benchmark.py: both paths compute the same logits,
-and the script runs end to end. No timing is asserted."""
+"""tools/analysis_tools/benchmark.py: its two paths are one model's, they
+are checked to agree, and the script runs end to end. No timing is
+asserted."""
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
+import torch.nn as nn
 
+from mmprompt.models import PlainTextEncoder, PrefixCachedTextEncoder
 from mmprompt.registry import MODELS
 
-TOOL = (
-    Path(__file__).resolve().parents[2] / 'tools' / 'analysis_tools' /
-    'benchmark.py')
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / 'tools' / 'analysis_tools' / 'benchmark.py'
 CLASSES = ['cat', 'dog', 'sea_lion', 'golden_retriever']
-
-CONFIG = '''\
-default_scope = 'mmprompt'
-model = dict(
-    type='PromptClassifier',
-    clip=dict(type='OpenCLIP', arch='mmprompt-tiny-vit',
-              pretrained='not/a/file.pt'),
-    head={head!r})
-test_dataloader = dict(batch_size=3)
-'''
 
 COCOOP = dict(
     type='CoCoOpHead',
     prompt_learner=dict(type='CoCoOpPromptLearner', ctx_init='a photo of a'))
+COOP = dict(
+    type='CoOpHead', prompt_learner=dict(type='CoOpPromptLearner', n_ctx=4))
 HEADS = {
-    'cocoop-init':
+    'cocoop':
     COCOOP,
-    'cocoop-random':
+    'cocoop-random-chunked':
     dict(
         type='CoCoOpHead',
         prompt_learner=dict(type='CoCoOpPromptLearner', n_ctx=5),
-        prefix_cache=False,
-        text_chunk_size=3),
-    'coop-end':
-    dict(
-        type='CoOpHead',
-        prompt_learner=dict(type='CoOpPromptLearner', n_ctx=4)),
-    'coop-init-chunked':
-    dict(
-        type='CoOpHead',
-        prompt_learner=dict(type='CoOpPromptLearner', ctx_init='a photo of'),
-        text_chunk_size=2,
-        grad_checkpointing=True),
+        text_encoder=dict(
+            type='PrefixCachedTextEncoder',
+            text_chunk_size=3,
+            grad_checkpointing=True)),
+    'coop':
+    COOP,
     'coop-csc':
     dict(
         type='CoOpHead',
@@ -61,14 +51,17 @@ HEADS = {
         type='CoOpHead',
         prompt_learner=dict(
             type='CoOpPromptLearner', n_ctx=4, class_token_position='middle')),
-    'coop-front':
-    dict(
-        type='CoOpHead',
-        prompt_learner=dict(
-            type='CoOpPromptLearner', n_ctx=3, class_token_position='front')),
-    'zeroshot-ensemble':
-    dict(type='ZeroShotHead', templates='imagenet-7'),
 }
+
+CONFIG = '''\
+default_scope = 'mmprompt'
+model = dict(
+    type='PromptClassifier',
+    clip=dict(type='OpenCLIP', arch='mmprompt-tiny-vit',
+              pretrained='not/a/file.pt'),
+    head={head!r})
+test_dataloader = dict(batch_size=3)
+'''
 
 
 @pytest.fixture(scope='module')
@@ -82,85 +75,173 @@ def tool():
     return sys.modules[name]
 
 
-def build(head: dict, classes=CLASSES, seed: int = 0):
-    torch.manual_seed(seed)
+def build(head: dict):
+    torch.manual_seed(0)
     model = MODELS.build(
         dict(
             type='PromptClassifier',
             clip=dict(
                 type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None),
             head=head,
-            class_names=classes))
+            class_names=CLASSES))
     with torch.no_grad():  # a context far from the init words
-        learner = getattr(model.head, 'prompt_learner', None)
-        if learner is not None:
-            learner.ctx.add_(torch.randn_like(learner.ctx))
+        ctx = model.head.prompt_learner.ctx
+        ctx.add_(torch.randn_like(ctx))
     return model.eval()
 
 
-@pytest.mark.parametrize('head', sorted(HEADS))
-def test_straightforward_logits_equal_mmprompt(tool, head):
-    model = build(HEADS[head])
-    straight = tool.Straightforward(model)
-    images = torch.randn(3, 3, 32, 32)
-    labels = torch.tensor([0, 3, 1])
-
-    # evaluation, twice: mmprompt's cached CoOp features must not differ
-    with torch.no_grad():
-        for _ in range(2):
-            fast, slow = model(images), straight(images)
-            assert fast.shape == slow.shape == (3, len(CLASSES))
-            torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
-
-    if head.startswith('zeroshot'):
-        return
-    # training: same loss and gradients
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    assert params
-    grads = []
-    for path in ('mmprompt', 'straightforward'):
-        for p in params:
-            p.grad = None
-        loss = tool.loss_fn(path, model, straight)(images, labels)
-        loss.backward()
-        grads.append((loss.detach(), [p.grad.clone() for p in params]))
-    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-4, atol=0)
-    for fast, slow in zip(grads[0][1], grads[1][1]):
-        assert slow.abs().max() > 0
-        torch.testing.assert_close(
-            fast, slow, rtol=1e-4, atol=1e-4 * float(slow.abs().max()))
-
-
-def test_straightforward_path_is_full_length_and_per_image(tool):
-    """The reference does what the original does: 77 tokens, one text call
-    per image for CoCoOp, one per forward for CoOp."""
-    model = build(COCOOP)
-    straight = tool.Straightforward(model)
-    calls = []
-    encode = straight.encode_text
-    straight.encode_text = lambda p, t: calls.append(p.shape) or encode(p, t)
-    with torch.no_grad():
-        straight(torch.randn(3, 3, 32, 32))
-    assert calls == [(len(CLASSES), 77, 64)] * 3
-
-
-def test_check_agreement_catches_a_difference(tool):
-    model = build(COCOOP)
-    straight = tool.Straightforward(model)
-    setting = dict(
+def setting(**kwargs) -> dict:
+    values = dict(
+        name='tiny',
+        device='cpu',
+        classes=len(CLASSES),
+        seed=0,
+        amp=False,
         train_batch=2,
         test_batch=2,
-        classes=len(CLASSES),
-        device='cpu',
-        seed=0)
-    found = tool.check_agreement(model, straight, setting, ['train', 'test'])
-    assert set(found) >= {'test logits', 'train loss', 'gradient 0'}
+        images=3,
+        warmup=1,
+        steps=2)
+    values.update(kwargs)
+    return values
+
+
+class Rolled(nn.Module):
+    """A broken text encoder: each class gets another class's feature."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, prompts):
+        return self.encoder(prompts).roll(1, dims=1)
+
+
+def test_paths_are_two_settings_of_one_model(tool):
+    model = build(COOP)
+    params = [(n, p) for n, p in model.named_parameters()]
+    paths = tool.Paths(model)
+    fast = paths.use('mmprompt')
+    assert fast is model
+    assert type(model.head.text_encoder) is PrefixCachedTextEncoder
+    assert model.head.cache_text_features is True
+    slow = paths.use('straightforward')
+    assert slow is model
+    encoder = model.head.text_encoder
+    assert type(encoder) is PlainTextEncoder
+    assert encoder.clip is model.clip
+    assert encoder.cut_after_eot is False
+    assert encoder.text_chunk_size == len(CLASSES)
+    assert model.head.cache_text_features is False
+    # no parameter is added, copied or replaced by either setting
+    assert [(n, p) for n, p in model.named_parameters()] == params
+    paths.use('mmprompt')
+    assert [(n, p) for n, p in model.named_parameters()] == params
+
+
+def test_straightforward_path_encodes_every_position(tool):
+    """The original's computation: all 77 positions, at most K prompts per
+    text tower call; mmprompt's path encodes fewer."""
+    model = build(COCOOP)
+    paths = tool.Paths(model)
+    clip = model.clip
+    images = torch.randn(3, 3, 32, 32)
+    with mock.patch.object(clip, 'encode_text', wraps=clip.encode_text) as spy:
+        with torch.no_grad():
+            paths.use('straightforward')(images)
+        shapes = [c.args[0].shape for c in spy.call_args_list]
+        assert all(c.kwargs['truncate'] is False for c in spy.call_args_list)
+        assert all(s[1] == 77 and s[0] <= len(CLASSES) for s in shapes)
+        assert sum(s[0] for s in shapes) == 3 * len(CLASSES)
+        spy.reset_mock()
+        with torch.no_grad():
+            paths.use('mmprompt')(images)
+        assert spy.call_count == 0  # the prefix-cached encoder's own passes
+
+
+def test_coop_straightforward_recomputes_text_every_batch(tool):
+    model = build(COOP)
+    paths = tool.Paths(model)
+    calls = {}
+    for path in tool.PATHS:
+        paths.use(path)
+        encoder = model.head.text_encoder
+        with mock.patch.object(
+                encoder, 'forward', wraps=encoder.forward) as spy:
+            with torch.no_grad():
+                for _ in range(3):
+                    model(torch.randn(2, 3, 32, 32))
+        calls[path] = spy.call_count
+    assert calls == dict(mmprompt=1, straightforward=3)
+
+
+@pytest.mark.parametrize('head', sorted(HEADS))
+def test_check_agreement(tool, head):
+    paths = tool.Paths(build(HEADS[head]))
+    found = tool.check_agreement(paths, setting(), ['train', 'test'])
+    assert {
+        'test logits', 'train loss', 'gradient of head.prompt_learner.ctx'
+    } <= set(found)
     assert max(found.values()) <= tool.RTOL
-    # a path that scores other prompts is refused
-    straight.token_suffix = straight.token_suffix.flip(0)
-    with pytest.raises(AssertionError, match='differ'):
-        tool.check_agreement(model, straight, setting, ['test'])
+    # the checked gradients are the learner's: the context (and Meta-Net)
+    learner = paths.model.head.prompt_learner
+    assert sum(k.startswith('gradient')
+               for k in found) == len(list(learner.parameters()))
+
+
+@pytest.mark.parametrize('broken', ['mmprompt', 'straightforward'])
+@pytest.mark.parametrize('head', ['cocoop', 'coop'])
+def test_check_agreement_catches_a_broken_path(tool, head, broken):
+    paths = tool.Paths(build(HEADS[head]))
+    encoders = paths.settings[broken]
+    encoders['text_encoder'] = Rolled(encoders['text_encoder'])
+    with pytest.raises(AssertionError, match='test logits .* differ'):
+        tool.check_agreement(paths, setting(), ['test'])
+
+
+def test_check_agreement_catches_broken_gradients(tool):
+    """Equal logits are not enough: training checks the gradients."""
+    paths = tool.Paths(build(COCOOP))
+    encoder = paths.settings['straightforward']['text_encoder']
+
+    class Detached(nn.Module):  # same values, no gradient to the context
+
+        def forward(self, prompts):
+            return encoder(prompts).detach() + 0 * prompts.context.sum()
+
+    paths.settings['straightforward']['text_encoder'] = Detached()
+    tool.check_agreement(paths, setting(), ['test'])
+    with pytest.raises(AssertionError, match='gradient .* differ'):
+        tool.check_agreement(paths, setting(), ['train'])
+
+
+def test_paths_are_timed_interleaved(tool):
+    """One step of each path per round, after each path's warm-up, so that
+    a slow spell of a shared machine slows both paths."""
+    paths = tool.Paths(build(COCOOP))
+    used = []
+    use = paths.use
+    paths.use = lambda path: used.append(path) or use(path)
+    timings = tool.measure_time(paths, setting(steps=3), tool.PATHS, 'train')
+    assert used == list(tool.PATHS) + list(tool.PATHS) * 3
+    for path in tool.PATHS:
+        assert len(timings[path]['seconds']) == 3
+        assert all(t > 0 for t in timings[path]['image_tower_seconds'])
+
+
+@pytest.mark.parametrize('argv, message', [
+    ([], 'either a config or --preset'),
+    (['x.py', '--preset', 'all'], 'either a config or --preset'),
+    (['x.py', '--classes', '0'], '--classes must be a positive int'),
+    (['x.py', '--steps', '-1'], '--steps must be a positive int'),
+    (['x.py', '--warmup', '-1'], '--warmup must be >= 0'),
+    (['--preset', 'nope'], 'invalid choice'),
+    (['x.py', '--paths', 'other'], 'invalid choice')
+])
+def test_parse_args_refuses(tool, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        tool.parse_args(argv)
+    assert message in capsys.readouterr().err
 
 
 def test_presets(tool):
@@ -169,52 +250,28 @@ def test_presets(tool):
     assert set(by_name) == {
         'cocoop-train-m4', 'cocoop-train-m16', 'cocoop-eval', 'coop-eval-1k'
     }
+    for s in settings:
+        assert Path(s['config']).is_file()
     m4 = by_name['cocoop-train-m4']
-    assert (m4['classes'], m4['train_batch'], m4['mode']) == (50, 4, 'train')
+    assert (m4['classes'], m4['train_batch'], m4['mode'], m4['steps'],
+            m4['speed_target']) == (50, 4, 'train', 5, 10)
     assert m4['memory_target'] == pytest.approx(1 / 3)
-    assert by_name['cocoop-train-m16']['cfg_options'][
-        'model.head.prompt_learner.n_ctx'] == 16
+    m16 = by_name['cocoop-train-m16']
+    assert m16['cfg_options'] == {
+        'model.head.prompt_learner.n_ctx': 16,
+        'model.head.prompt_learner.ctx_init': ''
+    }
+    assert m16['speed_target'] == 8
+    ev = by_name['cocoop-eval']
+    assert (ev['classes'], ev['images'], ev['test_batch'],
+            ev['speed_target']) == (50, 20, 20, 5)
     coop = by_name['coop-eval-1k']
-    assert (coop['classes'], coop['images'], coop['test_batch']) == (1000, 200,
-                                                                     100)
-    assert coop['cfg_options']['model.clip.arch'] == 'ViT-B-32'
+    assert (coop['classes'], coop['images'], coop['test_batch'],
+            coop['speed_target']) == (1000, 200, 100, 4)
+    assert coop['cfg_options'] == {'model.clip.arch': 'ViT-B-32'}
     # the command line still applies
     args = tool.parse_args(['--preset', 'cocoop-eval', '--steps', '3'])
     assert tool.settings_of(args)[0]['steps'] == 3
-    with pytest.raises(SystemExit):
-        tool.parse_args(['--preset', 'all', 'configs/coop_vit-b16.py'])
-
-
-def test_paths_are_timed_in_turn(tool, monkeypatch):
-    """One step of each path per round, so that a slow spell of a shared
-    machine slows both paths and not the one that ran during it."""
-    model = build(COCOOP)
-    calls = []
-
-    class Recorded(tool._Phase):
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            step = self.step
-            self.step = lambda: calls.append(self.path) or step()
-
-    monkeypatch.setattr(tool, '_Phase', Recorded)
-    setting = dict(
-        name='tiny',
-        device='cpu',
-        classes=len(CLASSES),
-        seed=0,
-        amp=False,
-        train_batch=2,
-        warmup=1,
-        steps=3)
-    results = tool.measure_time(model, setting, tool.PATHS, 'train')
-    assert calls == list(tool.PATHS) * 3
-    for path in tool.PATHS:
-        assert len(results[path]['seconds']) == 3
-        assert results[path]['images_per_s'] > 0
-        # only the encode_image calls of the timed steps, all nonzero
-        assert all(t > 0 for t in results[path]['image_tower_seconds'])
 
 
 def _config(tmp_path: Path, head: dict) -> str:
@@ -223,71 +280,69 @@ def _config(tmp_path: Path, head: dict) -> str:
     return str(path)
 
 
+def test_build_model_needs_a_prompt_head(tool, tmp_path):
+    args = tool.parse_args(
+        [_config(tmp_path, dict(type='ZeroShotHead')), '--classes', '3'])
+    with pytest.raises(ValueError, match='CoOpHead or CoCoOpHead'):
+        tool.build_model(tool.settings_of(args)[0])
+
+
 def _check_output(out: dict, table: str, modes) -> None:
     (record, ) = out['records']
     assert record['modes'] == list(modes)
     assert max(record['agreement'].values()) <= 1e-4
-    assert {(r['path'], r['mode'])
-            for r in record['results']} == {(p, m)
-                                            for p in ('mmprompt',
-                                                      'straightforward')
-                                            for m in modes}
-    for result in record['results']:
-        assert result['images_per_s'] > 0
-        assert result['peak_mib'] >= 0
-        assert len(result['seconds']) == 1
     assert [row['mode'] for row in record['rows']] == list(modes)
     for row in record['rows']:
-        assert row['speedup'] > 0
-        assert len(row['round_speedups']) == 1
+        for path in ('mmprompt', 'straightforward'):
+            assert row[path]['images_per_s'] > 0
+            assert row[path]['peak_mib'] >= 0
+            assert len(row[path]['seconds']) == 1
+        assert row['round_speedups'] == [row['speedup']]
         assert 'memory_ratio' in row
     blocks = [block.splitlines() for block in table.split('\n\n')]
     assert blocks[0][0].startswith('Measured ')
     comparison, steps = blocks[1:]
     assert len(comparison) == 2 + len(modes)
-    assert 'speed-up' in comparison[0] and 'memory ratio' in comparison[0]
+    assert 'speed-up' in comparison[0] and 'per round' in comparison[0]
     for line, mode in zip(comparison[2:], modes):
         assert f'| {mode} |' in line and '×' in line
     assert len(steps) == 2 + 2 * len(modes)
-    assert 'image tower s' in steps[0]
 
 
-@pytest.mark.parametrize('head', ['cocoop', 'coop'])
-def test_end_to_end_in_process(tool, tmp_path, capsys, head):
-    config = _config(tmp_path,
-                     COCOOP if head == 'cocoop' else HEADS['coop-end'])
+def test_end_to_end_in_process(tool, tmp_path, capsys):
     out = tmp_path / 'results.json'
-    tool.main([
-        config, '--classes', '3', '--batch', '2', '--images', '4', '--steps',
-        '1', '--warmup', '0', '--no-isolate', '--markdown', '--out',
-        str(out)
-    ])
+    config = _config(tmp_path, COCOOP)
+    tool.main([config, '--classes', '3', '--batch', '2', '--images', '4'] +
+              ['--steps', '1', '--warmup', '0', '--no-isolate', '--markdown'] +
+              ['--out', str(out)])
     table = capsys.readouterr().out
     results = json.loads(out.read_text())
     _check_output(results, table, ('train', 'test'))
     record = results['records'][0]
-    assert record['method'] == head and record['test_batch'] == 2
+    assert record['method'] == 'CoCoOpHead'
+    assert record['text_encoder'] == 'PrefixCachedTextEncoder'
+    assert record['test_batch'] == 2
     assert record['pretrained'] is False  # the config's file is not read
+    assert set(results['machine']) >= {'date', 'cpu', 'nproc', 'torch'}
 
 
-def test_end_to_end_in_subprocesses(tool, tmp_path, capsys):
-    """Each phase in a fresh process, as the default; zero-shot has only
-    an evaluation."""
-    config = _config(tmp_path, HEADS['zeroshot-ensemble'])
+def test_cli_measures_memory_in_subprocesses(tmp_path):
+    """The command line, each path's peak memory in a fresh process."""
     out = tmp_path / 'results.json'
-    tool.main([
-        config, '--classes', '3', '--images', '5', '--steps', '1', '--warmup',
-        '1', '--threads', '1', '--profile',
-        str(tmp_path / 'profile'), '--out',
-        str(out)
-    ])
-    table = capsys.readouterr().out
+    argv = [_config(tmp_path, COOP), '--classes', '3', '--images', '5']
+    argv += ['--mode', 'test', '--steps', '1', '--threads', '1']
+    argv += ['--markdown', '--out', str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(TOOL)] + argv,
+        capture_output=True,
+        text=True,
+        cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(out.read_text())
-    _check_output(results, table, ('test', ))
+    _check_output(results, proc.stdout.strip(), ('test', ))
     record = results['records'][0]
     assert record['test_batch'] == 3  # the config's
-    assert all(r['threads'] == 1 for r in record['results'])
-    assert sorted(p.name for p in (tmp_path / 'profile').iterdir()) == [
-        'ZeroShotHead_test_mmprompt.txt',
-        'ZeroShotHead_test_straightforward.txt'
-    ]
+    assert record['threads'] == 1
+    for path in ('mmprompt', 'straightforward'):
+        method = record['rows'][0][path]['memory_method']
+        assert method.startswith(('VmHWM', 'ru_maxrss'))
