@@ -158,7 +158,7 @@ class PromptInferencer:
         if pipeline is None:
             raise ValueError('the config has no test pipeline: add '
                              'test_dataloader.dataset.pipeline (see '
-                             'mmprompt.datasets.TEST_PIPELINE)')
+                             'configs/_base_/datasets/pipelines.py)')
         pipeline = [dict(t) for t in pipeline]
         without_loading = [t for t in pipeline if t['type'] not in _LOADERS]
         return (Compose([TRANSFORMS.build(t) for t in pipeline]),

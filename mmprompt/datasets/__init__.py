@@ -5,7 +5,6 @@ from .coop_datasets import (SUN397, UCF101, Caltech101, DescribableTextures,
                             OxfordPets, StanfordCars)
 from .imagenet import (ImageNet, ImageNetA, ImageNetR, ImageNetSketch,
                        ImageNetV2)
-from .pipelines import CLIP_MEAN, CLIP_STD, TEST_PIPELINE, TRAIN_PIPELINE
 from .utils import (DataItem, few_shot_splits, read_and_split_data,
                     read_split_file, sample_few_shot, split_trainval,
                     subsample_classes, write_split_file)
@@ -14,8 +13,7 @@ __all__ = [
     'CoOpDataset', 'SplitJsonDataset', 'Caltech101', 'DescribableTextures',
     'EuroSAT', 'FGVCAircraft', 'Food101', 'OxfordFlowers', 'OxfordPets',
     'StanfordCars', 'SUN397', 'UCF101', 'ImageNet', 'ImageNetA', 'ImageNetR',
-    'ImageNetSketch', 'ImageNetV2', 'TRAIN_PIPELINE', 'TEST_PIPELINE',
-    'CLIP_MEAN', 'CLIP_STD', 'DataItem', 'few_shot_splits',
+    'ImageNetSketch', 'ImageNetV2', 'DataItem', 'few_shot_splits',
     'read_and_split_data', 'read_split_file', 'sample_few_shot',
     'split_trainval', 'subsample_classes', 'write_split_file'
 ]

@@ -3,10 +3,12 @@
 import json
 import os.path as osp
 from collections import Counter
+from pathlib import Path
 
 import mat4py
 import pytest
 from dataset_trees import make_image, make_images, write_lines
+from mmengine.config import Config
 
 import mmprompt  # noqa: F401
 from mmprompt.datasets.utils import read_split_file
@@ -293,14 +295,20 @@ def test_split_json_dataset(split_tree):
     assert len(new) == 3
 
 
+def config_pipelines():
+    return Config.fromfile(
+        str(
+            Path(__file__).resolve().parents[2] / 'configs' / '_base_' /
+            'datasets' / 'pipelines.py'))
+
+
 def test_pipeline_runs_on_items(split_tree):
-    from mmprompt.datasets import TEST_PIPELINE
     ds = build(
         'SplitJsonDataset',
         split_tree['root'],
         image_dir='imgs',
         split='test',
-        pipeline=TEST_PIPELINE)
+        pipeline=config_pipelines().test_pipeline)
     out = ds[0]
     assert tuple(out['inputs'].shape) == (3, 224, 224)
     assert out['data_samples'].gt_label.item() == 0

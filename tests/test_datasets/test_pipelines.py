@@ -1,12 +1,22 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The recommended pipelines against the original's torchvision transforms."""
+"""The configs' pipelines (configs/_base_/datasets/pipelines.py, their one
+definition) against the original's torchvision transforms."""
+from pathlib import Path
+
 import numpy as np
 import pytest
+from mmengine.config import Config
 from PIL import Image
 
 import mmprompt  # noqa: F401
-from mmprompt.datasets import TEST_PIPELINE, TRAIN_PIPELINE
 from mmprompt.registry import TRANSFORMS
+
+PIPELINES = Config.fromfile(
+    str(
+        Path(__file__).resolve().parents[2] / 'configs' / '_base_' /
+        'datasets' / 'pipelines.py'))
+TRAIN_PIPELINE = PIPELINES.train_pipeline
+TEST_PIPELINE = PIPELINES.test_pipeline
 
 tv = pytest.importorskip('torchvision.transforms')
 F = pytest.importorskip('torchvision.transforms.functional')

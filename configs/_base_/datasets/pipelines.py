@@ -1,12 +1,19 @@
 # The original CoOp's image pipelines (Dassl after 2021-10-09), the one
-# definition every dataset config of configs/_base_/datasets uses. Train:
-# RandomResizedCrop(224, scale (0.08, 1), bicubic) and a horizontal flip;
-# test: the short edge resized to 224 (bicubic), then a 224 centre crop.
-# CLIP's normalisation is the model's data_preprocessor.
-# mmprompt.datasets.TRAIN_PIPELINE / TEST_PIPELINE are the same lists, which
-# tests/test_datasets/test_pipelines.py checks pixel for pixel against the
-# original's torchvision transforms; tests/test_configs checks that these
-# two are those.
+# definition of them in mmprompt: every dataset config of
+# configs/_base_/datasets uses it. The original reads images with
+# PIL.Image.open(path).convert('RGB') and applies torchvision transforms:
+#   train: RandomResizedCrop(224, scale=(0.08, 1.0), BICUBIC), then
+#          RandomHorizontalFlip();
+#   test:  Resize(224, BICUBIC) of the shorter edge, then CenterCrop(224);
+# CLIP's normalisation is the model's data_preprocessor (to_rgb=True, as
+# mmcv's loader returns BGR). The test pipeline gives pixel-identical images
+# to the original's (tests/test_datasets/test_pipelines.py checks it against
+# torchvision): the pillow decoder without EXIF rotation (PIL's open ignores
+# it too), ResizeEdge's truncated long edge and CenterCrop's rounded offsets
+# are torchvision's. The one known difference is an 'LA' (grey + alpha)
+# image, which mmcv composites on a grey canvas while PIL's convert('RGB')
+# drops the alpha. The train pipeline draws crops with torchvision's
+# algorithm (10 attempts, then a central crop), from numpy's generator.
 train_pipeline = [
     dict(
         type='LoadImageFromFile',
