@@ -3,11 +3,13 @@
 open_clip's own modules: token rows written before text blocks, vision
 tokens appended before ``ln_pre`` and overwritten before vision blocks.
 
-The references below use nothing of mmprompt's but the open_clip model: the
-full 77 positions (no EOT cut), every block called as open_clip calls it,
-rows written by indexing a copy of the hidden state."""
+The references (``coop_reference.text_tower`` and ``reference_image``
+below) use nothing of mmprompt's but the open_clip model: the full 77
+positions (no EOT cut), every block called as open_clip calls it, rows
+written by indexing a copy of the hidden state."""
 import pytest
 import torch
+from coop_reference import text_tower
 
 from mmprompt.models import OpenCLIP
 
@@ -18,19 +20,6 @@ ARCHS = ['mmprompt-tiny-vit', 'mmprompt-tiny-vit-deep']
 def clip(request):
     torch.manual_seed(0)
     return OpenCLIP(request.param, pretrained=None)
-
-
-def reference_text(model, embeddings, eot, overwrite):
-    """open_clip's text tower, hidden rows replaced before given blocks."""
-    x = embeddings + model.positional_embedding
-    for i, block in enumerate(model.transformer.resblocks):
-        if i in overwrite:
-            start, rows = overwrite[i]
-            x = x.clone()
-            x[:, start:start + rows.shape[-2]] = rows
-        x = block(x, attn_mask=model.attn_mask)
-    x = model.ln_final(x)
-    return x[torch.arange(x.shape[0]), eot] @ model.text_projection
 
 
 def reference_image(visual, images, append, overwrite):
@@ -69,7 +58,7 @@ def test_text_rows_before_blocks(clip, per_sequence):
         for i in range(blocks) if i != 1
     }
     ours = clip.encode_text(embeddings, eot, overwrite)
-    theirs = reference_text(clip.model, embeddings, eot, overwrite)
+    theirs = text_tower(clip.model, embeddings, eot, overwrite)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
     rows = [r for _, r in overwrite.values()]
     grads = torch.autograd.grad(ours.square().sum(), rows)
@@ -97,7 +86,7 @@ def test_text_rows_after_the_last_eot_change_nothing(clip):
     overwrite = {0: (20, rows)}
     torch.testing.assert_close(
         clip.encode_text(embeddings, eot, overwrite),
-        reference_text(clip.model, embeddings, eot, overwrite),
+        text_tower(clip.model, embeddings, eot, overwrite),
         rtol=1e-5,
         atol=1e-5)
 
