@@ -257,6 +257,28 @@ def test_coop_head_cache_sees_the_gate(doc_root, clip):
     assert not torch.allclose(before, after, atol=1e-4)
 
 
+def test_text_encoder_options(doc_root, clip):
+    """The memory options as the tutorial writes them, and the deprecated
+    head keys."""
+    cfg = Config.fromfile(doc_root / GATED)
+    cfg.merge_from_dict({
+        'model.head.text_encoder.type': 'PrefixCachedTextEncoder',
+        'model.head.text_encoder.text_chunk_size': 256
+    })
+    encoder = _build(cfg.model, clip).head.text_encoder
+    assert isinstance(encoder, PrefixCachedTextEncoder)
+    assert encoder.text_chunk_size == 256
+    cfg = Config.fromfile(doc_root / GATED)
+    cfg.merge_from_dict({
+        'model.head.text_chunk_size': 256,
+        'model.head.prefix_cache': False
+    })
+    with pytest.warns(FutureWarning, match='text encoder'):
+        encoder = _build(cfg.model, clip).head.text_encoder
+    assert type(encoder) is PlainTextEncoder
+    assert encoder.text_chunk_size == 256
+
+
 def _coop_model(clip, learner: dict, **head) -> torch.nn.Module:
     return MODELS.build(
         dict(
