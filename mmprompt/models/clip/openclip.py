@@ -382,7 +382,14 @@ class OpenCLIP(BaseModule):
 
     def eot_positions(self, tokens: torch.Tensor) -> torch.Tensor:
         """Index of the token each sequence is pooled at, ``(N,)``."""
-        if self.text_pool_type == 'eos':
+        pool = self.text_pool_type
+        if pool in ('first', 'last'):  # towers built with truncate_text=False
+            position = 0 if pool == 'first' else tokens.shape[1] - 1
+            return torch.full((tokens.shape[0], ),
+                              position,
+                              dtype=torch.long,
+                              device=tokens.device)
+        if pool == 'eos':
             eos_id = getattr(self._text, 'eos_id',
                              getattr(self._text, 'text_eos_id', None))
             return (tokens == eos_id).int().argmax(dim=-1)

@@ -129,7 +129,11 @@ class BasePromptHead(CLIPHead):
             topk=topk,
             cal_acc=cal_acc,
             init_cfg=init_cfg)
-        text_encoder = self._upgrade(dict(text_encoder), deprecated)
+        # a partial dict (--cfg-options model.head.text_encoder.X=...)
+        # replaces the default one: keep its type
+        text_encoder = dict(text_encoder)
+        text_encoder.setdefault('type', 'PrefixCachedTextEncoder')
+        text_encoder = self._upgrade(text_encoder, deprecated)
         self.prompt_learner = MODELS.build(
             prompt_learner, default_args=dict(clip=self.clip))
         self.text_encoder = MODELS.build(

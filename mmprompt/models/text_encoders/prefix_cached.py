@@ -204,6 +204,11 @@ class PrefixCachedTextEncoder(PlainTextEncoder):
         x = prefix.to(dtype) + clip.text_positional_embedding[:length].to(
             dtype)
         blocks = clip.text_blocks
+        for block in text_rows or ():
+            if not isinstance(block, int) or not 0 <= block < len(blocks):
+                raise ValueError(
+                    f'text rows are given for block {block!r}, but the text '
+                    f'tower has blocks 0..{len(blocks) - 1}')
         cache = []
         for i, block in enumerate(blocks):
             if text_rows and i in text_rows:

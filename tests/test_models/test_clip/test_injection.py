@@ -152,3 +152,16 @@ def test_vision_tokens_need_a_class_token_vit():
             vit.encode_image(torch.rand(1, 3, 32, 32), torch.zeros(2, 64))
     finally:
         vit.model.visual.pool_type = 'tok'
+
+
+@pytest.mark.parametrize('pool', ['first', 'last'])
+def test_towers_pooled_elsewhere_than_the_eot(pool):
+    """A text tower pooled at its first or last position (built with
+    truncate_text=False, as the EOT cut would be wrong) is pooled there."""
+    clip = OpenCLIP('mmprompt-tiny-vit', pretrained=None, truncate_text=False)
+    clip.model.text_pool_type = pool
+    tokens = clip.tokenize(['a photo of a dog.', 'sea lion'])
+    expected = 0 if pool == 'first' else tokens.shape[1] - 1
+    assert clip.eot_positions(tokens).tolist() == [expected] * 2
+    torch.testing.assert_close(
+        clip.encode_text_tokens(tokens), clip.model.encode_text(tokens))

@@ -251,3 +251,25 @@ def test_head_keys_of_mmprompt_0_1_still_work(clip, old, expected):
         MODELS.build(head)  # the new form warns nothing
     with pytest.raises(TypeError, match="unexpected arguments \\['n_ctx'\\]"):
         MODELS.build(dict(head, n_ctx=4))
+
+
+def test_partial_text_encoder_config_keeps_the_default_type(clip):
+    """``--cfg-options model.head.text_encoder.text_chunk_size=8`` on a config
+    that sets no text encoder gives a dict without a type."""
+    head = MODELS.build(
+        dict(
+            type='CoCoOpHead',
+            clip=clip,
+            prompt_learner=dict(type='CoCoOpPromptLearner', n_ctx=4),
+            text_encoder=dict(text_chunk_size=8)))
+    assert type(head.text_encoder) is PrefixCachedTextEncoder
+    assert head.text_encoder.text_chunk_size == 8
+
+
+def test_rows_for_a_missing_block_are_refused(clip):
+    prompts = coop_prompts(clip, n_ctx=4)()
+    blocks = len(clip.text_blocks)
+    prompts.text_rows = {blocks: torch.zeros(2, clip.width)}
+    for encoder in (PrefixCachedTextEncoder(clip), PlainTextEncoder(clip)):
+        with pytest.raises(ValueError, match=f'blocks 0..{blocks - 1}'):
+            encoder(prompts)
