@@ -261,10 +261,7 @@ def test_text_encoder_options(doc_root, clip):
     """The memory options as the tutorial writes them, and the deprecated
     head keys."""
     cfg = Config.fromfile(doc_root / GATED)
-    cfg.merge_from_dict({
-        'model.head.text_encoder.type': 'PrefixCachedTextEncoder',
-        'model.head.text_encoder.text_chunk_size': 256
-    })
+    cfg.merge_from_dict({'model.head.text_encoder.text_chunk_size': 256})
     encoder = _build(cfg.model, clip).head.text_encoder
     assert isinstance(encoder, PrefixCachedTextEncoder)
     assert encoder.text_chunk_size == 256
