@@ -31,7 +31,7 @@ from mmprompt.engine import CheckpointFitHook, setup_cpu_distributed
 from mmprompt.registry import registry_hint
 from mmprompt.utils import (POINTER, CheckpointMismatchError,
                             CorruptCheckpointError, UnsafeCheckpointError,
-                            existing_checkpoints)
+                            existing_checkpoints, load_checkpoint_file)
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -213,6 +213,38 @@ def check_work_dir(cfg: Config) -> None:
             'folder, or move them away.')
 
 
+def check_checkpoint_readable(cfg: Config) -> None:
+    """Read ``load_from`` (``--resume FILE`` or the config's) once, before
+    minutes go into building a CLIP and a dataset.
+
+    Args:
+        cfg (Config): The merged config.
+
+    Raises:
+        SystemExit: The file does not exist, is not a checkpoint (a text
+            file, truncated, corrupt) or could run code when loaded.
+    """
+    path = cfg.get('load_from')
+    if not path or '://' in str(path):
+        return
+    path = osp.expanduser(str(path))
+    if not osp.isfile(path):
+        raise SystemExit(
+            f'train.py: error: load_from {path!r}: no such file; give a '
+            'checkpoint written by tools/train.py')
+    try:
+        checkpoint = load_checkpoint_file(path, map_location='cpu')
+    except (CorruptCheckpointError, UnsafeCheckpointError) as err:
+        raise SystemExit(f'train.py: error: {err}') from None
+    except OSError as err:
+        raise SystemExit(f'train.py: error: cannot read checkpoint {path!r} '
+                         f'({err.strerror or err})') from None
+    if not isinstance(checkpoint, dict):
+        raise SystemExit(
+            f'train.py: error: checkpoint {path!r} holds a '
+            f'{type(checkpoint).__name__}, not a dict with a state_dict')
+
+
 def warn_unsafe_checkpointing(cfg: Config) -> None:
     """Say when the config's checkpoints are not written atomically."""
     hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
@@ -235,6 +267,7 @@ def main(argv=None) -> None:
                          'file')
     cfg = merge_args(Config.fromfile(args.config), args)
     check_work_dir(cfg)
+    check_checkpoint_readable(cfg)
     warn_unsafe_checkpointing(cfg)
     setup_cpu_distributed(cfg)
     try:

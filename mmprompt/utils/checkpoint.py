@@ -27,6 +27,7 @@
 This module imports nothing from the rest of mmprompt: models, engine,
 apis and tools build on it.
 """
+import errno
 import glob
 import logging
 import os
@@ -166,10 +167,7 @@ def load_checkpoint_file(filename: Union[str, Any],
         if found is None:
             # torch's text advises weights_only=False, wrong for a file of
             # unknown origin: say what is wrong instead.
-            raise CorruptCheckpointError(
-                f'{filename!r} is not a readable checkpoint: it is '
-                'truncated, corrupt, or a plain pickle rather than a file '
-                'written by torch.save') from err
+            raise _unreadable(filename) from err
         raise UnsafeCheckpointError(
             f'refusing to load {filename!r}: it holds a pickled object '
             'outside the tensors, containers, numpy arrays and mmengine '
@@ -177,11 +175,58 @@ def load_checkpoint_file(filename: Union[str, Any],
             f"code ({found.group(1).rstrip('. ')}). Load it with "
             'torch.load(weights_only=False) yourself only if you trust its '
             'author.') from err
-    except (RuntimeError, EOFError, KeyError, ValueError) as err:
-        raise CorruptCheckpointError(
-            f'{filename!r} is not a readable checkpoint (truncated, corrupt '
-            f'or not written by torch.save): {type(err).__name__}: '
-            f'{err}') from err
+    except OSError as err:
+        # A truncated zip archive gives '[Errno 22] Invalid argument',
+        # without the file's name; a missing or unreadable file keeps its
+        # own error, which names it.
+        if err.errno not in (None, errno.EINVAL):
+            raise
+        raise _unreadable(filename, err) from err
+    except Exception as err:  # noqa: BLE001
+        # RuntimeError, EOFError, KeyError, IndexError ('pop from empty
+        # list' for a text file), ... depending on where the bytes stop
+        # making sense to the unpickler.
+        raise _unreadable(filename, err) from err
+
+
+def _text_head(filename: Any) -> Optional[str]:
+    """The first line of ``filename`` if it is a text file, else None."""
+    if not isinstance(filename, (str, os.PathLike)):
+        return None
+    try:
+        with open(filename, 'rb') as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    # torch.save writes a zip archive ('PK') or a pickle ('\x80').
+    if not head or head.startswith((b'PK', b'\x80')) or b'\0' in head:
+        return None
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError:
+        return None
+    if not all(c.isprintable() or c.isspace() for c in text):
+        return None
+    return (text.strip().splitlines() or [''])[0]
+
+
+def _unreadable(filename: Any,
+                err: Optional[Exception] = None) -> CorruptCheckpointError:
+    """The error for a file torch cannot read as a checkpoint; ``err`` is
+    torch's, shown unless it is advice to unpickle without safety."""
+    first = _text_head(filename)
+    if first is not None:
+        return CorruptCheckpointError(
+            f'{str(filename)!r} is a text file, not a checkpoint (it begins '
+            f'with {first[:40]!r}). Give a checkpoint written by '
+            'tools/train.py (epoch_N.pth); if this file names one, as a '
+            "work dir's last_checkpoint does, give that file.")
+    return CorruptCheckpointError(
+        f'{str(filename)!r} is not a readable checkpoint: it is truncated '
+        'or corrupt (a copy or a save that did not finish) or was not '
+        'written by torch.save' +
+        (f' ({type(err).__name__}: {err})' if err is not None else '') +
+        '. Copy it again, or use an earlier checkpoint of the run.')
 
 
 def _load_from_local(filename: str, map_location=None) -> Any:

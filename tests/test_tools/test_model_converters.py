@@ -83,3 +83,28 @@ def test_refuses_bad_sources(converter, tmp_path):
         converter.convert(str(evil), str(tmp_path / 'x.pth'))
     assert not (tmp_path / 'code_ran').exists()
     assert not (tmp_path / 'x.pth').exists()
+
+
+def test_unreadable_sources_and_destinations_are_named(converter, tmp_path):
+    """A text file (torch: ``IndexError: pop from empty list``), a
+    truncated file (``OSError: [Errno 22]``) and a folder as DST give one
+    line naming the file, no traceback."""
+    text = tmp_path / 'last_checkpoint'
+    text.write_text('epoch_1.pth')
+    with pytest.raises(SystemExit) as err:
+        converter.main([str(text), str(tmp_path / 'x.pth')])
+    assert 'last_checkpoint' in str(err.value)
+    assert 'is a text file, not a checkpoint' in str(err.value)
+
+    src = golden_dir('tiny-vit', 'coop_csc_random4') / 'model.pth.tar-10'
+    data = src.read_bytes()
+    cut = tmp_path / 'model.pth.tar-10'
+    cut.write_bytes(data[:len(data) * 3 // 4])
+    with pytest.raises(SystemExit, match='model.pth.tar-10.*truncated'):
+        converter.main([str(cut), str(tmp_path / 'x.pth')])
+
+    folder = tmp_path / 'out'
+    folder.mkdir()
+    with pytest.raises(SystemExit, match=r'out.* is a folder'):
+        converter.main([str(src), str(folder), '--force'])
+    assert not (tmp_path / 'x.pth').exists() and not list(folder.iterdir())

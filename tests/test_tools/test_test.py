@@ -1,6 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """tools/test.py: checkpoints of tools/train.py, of the original code
 (converted or not), and refusal of unsafe or unfitting files."""
+import io
 import os
 import re
 
@@ -121,6 +122,27 @@ def test_read_checkpoint_refusals(test_tool, tmp_path):
     garbage.write_bytes(b'not a checkpoint')
     with pytest.raises(SystemExit, match='garbage.pth'):
         test_tool.read_checkpoint(str(garbage))
+
+
+def test_unreadable_checkpoints_are_named_before_building(
+        test_tool, tiny_config, tmp_path):
+    """A text file (torch: ``IndexError: pop from empty list``) and a cut
+    file (``OSError: [Errno 22] Invalid argument``, no name)."""
+    text = tmp_path / 'last_checkpoint'
+    text.write_text(str(tmp_path / 'epoch_2.pth'))
+    with pytest.raises(SystemExit) as err:
+        test_tool.main([str(tiny_config), str(text)])
+    assert "last_checkpoint' is a text file, not a checkpoint" in str(
+        err.value)
+    assert 'IndexError' not in str(err.value)
+
+    buffer = io.BytesIO()
+    torch.save({'state_dict': {'w': torch.zeros(64, 64)}}, buffer)
+    cut = tmp_path / 'epoch_1.pth'
+    cut.write_bytes(buffer.getvalue()[:9000])
+    with pytest.raises(SystemExit, match=r'epoch_1.pth.*truncated') as err:
+        test_tool.main([str(tiny_config), str(cut)])
+    assert 'Errno 22' not in str(err.value).split('(')[0]
 
 
 def test_out_suffix_is_checked(test_tool):

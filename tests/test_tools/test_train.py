@@ -2,6 +2,7 @@
 """tools/train.py: run for real on the tiny config, and its argument
 handling."""
 import argparse
+import io
 import re
 
 import pytest
@@ -111,6 +112,43 @@ def test_merge_args_refusals(train_tool, tiny_config, tmp_path):
                'auto_scale_lr=None')
     with pytest.raises(SystemExit):  # argparse: not a launcher
         train_tool.parse_args([str(tiny_config), '--launcher', 'ssh'])
+
+
+def test_unreadable_checkpoints_are_named_before_building(
+        train_tool, tiny_config, tmp_path, monkeypatch):
+    """``--resume FILE`` and ``load_from`` with a text file (torch:
+    ``IndexError: pop from empty list``) or a cut file (``OSError: [Errno
+    22] Invalid argument``): one line naming the file, before any model or
+    data is built."""
+    import mmengine.runner
+    monkeypatch.setattr(mmengine.runner.Runner, 'from_cfg',
+                        lambda cfg: pytest.fail('built a Runner'))
+    text = tmp_path / 'last_checkpoint'
+    text.write_text('epoch_1.pth')
+    buffer = io.BytesIO()
+    torch.save({'state_dict': {'w': torch.zeros(64, 64)}}, buffer)
+    cut = tmp_path / 'epoch_1.pth'
+    cut.write_bytes(buffer.getvalue()[:9000])
+    for extra, expected in [
+        (['--resume', str(text)], 'is a text file, not a checkpoint'),
+        (['--cfg-options', f'load_from={text}'], 'is a text file'),
+        (['--resume', str(cut)], r'epoch_1.pth.*truncated'),
+        (['--cfg-options', f'load_from={cut}'], r'epoch_1.pth.*truncated'),
+    ]:
+        with pytest.raises(SystemExit, match=expected) as err:
+            train_tool.main(
+                [str(tiny_config), '--work-dir',
+                 str(tmp_path / 'work')] + extra)
+        assert str(err.value).startswith('train.py: error: '), err.value
+        assert 'IndexError' not in str(err.value)
+    with pytest.raises(
+            SystemExit, match=r"load_from '\S*nothing.pth': no "
+            'such file'):
+        train_tool.main([
+            str(tiny_config), '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options',
+            f'load_from={tmp_path / "nothing.pth"}'
+        ])
 
 
 def test_amp(train_tool, tiny_config, monkeypatch):

@@ -132,6 +132,34 @@ def test_truncated_checkpoint_is_reported_as_corrupt(mmengine_checkpoint,
         load_checkpoint_file(str(path))
 
 
+def test_a_checkpoint_cut_anywhere_is_reported_as_corrupt(
+        mmengine_checkpoint, tmp_path):
+    """torch raises RuntimeError, EOFError or ``OSError: [Errno 22]
+    Invalid argument`` (no file name) depending on where a file is cut."""
+    data = mmengine_checkpoint.read_bytes()
+    path = tmp_path / 'cut.pth'
+    for size in range(0, len(data), max(1, len(data) // 40)):
+        path.write_bytes(data[:size])
+        with pytest.raises(CorruptCheckpointError, match='cut.pth') as err:
+            load_checkpoint_file(str(path))
+        assert 'truncated' in str(err.value), size
+
+
+@pytest.mark.parametrize(
+    'text', ['epoch_1.pth', 'work_dirs/a/epoch_1.pth\n', 'a,b\n1,2\n', '.'])
+def test_a_text_file_is_reported_as_text(text, tmp_path):
+    """e.g. ``last_checkpoint`` given instead of the file it names: torch
+    raises ``IndexError: pop from empty list`` or ``KeyError``."""
+    path = tmp_path / 'last_checkpoint'
+    path.write_text(text)
+    with pytest.raises(CorruptCheckpointError) as err:
+        load_checkpoint_file(str(path))
+    message = str(err.value)
+    assert 'last_checkpoint' in message and 'a text file' in message
+    assert repr(text.splitlines()[0][:40]) in message
+    assert 'IndexError' not in message and 'pop from' not in message
+
+
 def test_missing_checkpoint_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         load_checkpoint(_Toy(), str(tmp_path / 'missing.pth'))

@@ -61,13 +61,21 @@ def convert(src: str, dst: str, force: bool = False) -> dict:
     Raises:
         FileNotFoundError: ``src`` does not exist.
         FileExistsError: ``dst`` exists and ``force`` is False.
+        IsADirectoryError: ``dst`` is a folder.
         UnsafeCheckpointError: ``src`` holds a pickled object that could
             run code.
+        CorruptCheckpointError: ``src`` is truncated, corrupt or a text
+            file.
         ValueError: ``src`` is not a checkpoint of the original prompt
             learner.
+        OSError: ``dst`` cannot be written (named).
     """
     if not osp.isfile(src):
         raise FileNotFoundError(f'source checkpoint {src!r}: no such file')
+    if osp.isdir(dst):
+        raise IsADirectoryError(
+            f'{dst!r} is a folder; give the file to write, e.g. '
+            f'{osp.join(dst, "coop.pth")!r}')
     if osp.exists(dst) and not force:
         raise FileExistsError(f'{dst!r} exists; pass --force to overwrite it')
     original = load_checkpoint_file(src, map_location='cpu')
@@ -91,7 +99,13 @@ def convert(src: str, dst: str, force: bool = False) -> dict:
     with io.BytesIO() as buffer:
         torch.save(checkpoint, buffer)
         # An interrupted run never leaves a truncated DST behind.
-        atomic_write(dst, buffer.getvalue())
+        try:
+            atomic_write(dst, buffer.getvalue())
+        except OSError as err:
+            raise OSError(
+                err.errno, f'cannot write {dst!r} ({err.strerror or err}); '
+                'nothing was written: give a DST in a writable folder with '
+                'free space') from err
     shapes = ', '.join(f'{k} {tuple(v.shape)}' for k, v in state_dict.items())
     print_log(
         f'{src} (epoch {meta["epoch"]}) -> {dst}: {shapes}; dropped '
@@ -105,9 +119,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     try:
         convert(args.src, args.dst, force=args.force)
-    except (FileNotFoundError, FileExistsError, UnsafeCheckpointError,
-            ValueError) as err:
-        sys.exit(f'{PROG}: error: {err}')
+    except (OSError, UnsafeCheckpointError, ValueError) as err:
+        message = err.strerror if isinstance(err, OSError) and \
+            err.strerror and not err.filename else err
+        sys.exit(f'{PROG}: error: {message}')
 
 
 if __name__ == '__main__':
