@@ -13,7 +13,7 @@ import math
 import os
 import os.path as osp
 import random
-import tempfile
+import uuid
 from collections import OrderedDict
 from typing import (Dict, Iterable, List, Mapping, NamedTuple, Optional,
                     Sequence, Tuple)
@@ -148,21 +148,47 @@ def write_split_file(splits: Mapping[str, Sequence[DataItem]],
                      path: str) -> None:
     """Write a split file in the original's format, atomically.
 
+    The file gets the mode a plain ``open()`` gives (``0666`` less the
+    umask), so that a shared data folder stays readable to others.
+
     Args:
         splits (Mapping[str, Sequence[DataItem]]): Items of ``'train'``,
             ``'val'`` and ``'test'`` with image paths relative to the image
             folder.
         path (str): The json file to write.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+
+    Examples:
+        >>> import os.path as osp, tempfile
+        >>> path = osp.join(tempfile.mkdtemp(), 'split.json')
+        >>> write_split_file({'train': [DataItem('a/0.png', 0, 'a')],
+        ...                   'val': [], 'test': []}, path)
+        >>> read_split_file(path)['train']
+        [DataItem(impath='a/0.png', label=0, classname='a')]
     """
     content = {
         name: [[it.impath, int(it.label), it.classname] for it in splits[name]]
         for name in SPLIT_NAMES
     }
+    if osp.isdir(path):
+        raise IsADirectoryError(
+            f'split file {path!r} is a folder; give the path of the json '
+            f'file to write, e.g. {osp.join(path, "split.json")!r}')
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     # Several processes (one per GPU) may create the same file at once: each
     # writes the same content to a file of its own and renames it in place.
-    fd, tmp = tempfile.mkstemp(suffix='.json.tmp', dir=folder)
+    # The file is created with mode 0666 less the umask, as open() would
+    # (mkstemp's 0600 locks out colleagues sharing the data folder).
+    while True:
+        tmp = osp.join(folder, f'.{osp.basename(path)}.{uuid.uuid4().hex}.tmp')
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # pragma: no cover - a uuid4 collision
+            continue
     try:
         with os.fdopen(fd, 'w', encoding='utf-8') as f:
             json.dump(content, f, indent=4, separators=(',', ': '))

@@ -130,3 +130,63 @@ def test_check_dataset_config(split_tree, tmp_path, capsys):
     assert check.main(['OxfordPets', '--data-root',
                        str(tmp_path / 'absent')]) == 1
     assert 'cannot build OxfordPets' in capsys.readouterr().out
+
+
+def test_make_split_refuses_what_would_give_a_wrong_split(
+        tree, tmp_path, capsys):
+    """An empty folder, --rename/--ignore of a folder that is not there and
+    an --out that is a folder are errors; nothing is written."""
+    make_split = load_tool('make_split')
+    out = tmp_path / 'split.json'
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    assert make_split.main([str(empty), '--out', str(out)]) == 1
+    err = capsys.readouterr().err
+    assert 'no class folders' in err and str(empty) in err
+    assert make_split.main(
+        [str(tree), '--out',
+         str(out), '--ignore', 'Ant', 'cat', 'zebra']) == 1
+    assert 'no class folders' in capsys.readouterr().err
+    assert make_split.main(
+        [str(tree), '--out',
+         str(out), '--rename', 'ant=insect', 'cat=feline']) == 1
+    err = capsys.readouterr().err
+    assert "--rename: no class folder 'ant'" in err
+    assert "'Ant', 'cat', 'zebra'" in err
+    assert make_split.main(
+        [str(tree), '--out',
+         str(out), '--ignore', 'zebras']) == 1
+    assert "--ignore: no class folder 'zebras'" in capsys.readouterr().err
+    assert not out.exists()
+    folder = tmp_path / 'out_dir'
+    folder.mkdir()
+    for extra in ([], ['--force']):
+        assert make_split.main([str(tree), '--out', str(folder)] + extra) == 1
+        err = capsys.readouterr().err
+        assert 'is a folder' in err and 'split.json' in err
+    assert list(folder.iterdir()) == []
+
+
+def test_split_files_get_the_umask_mode(tree, tmp_path):
+    """Split files are shared in data folders: the umask's mode, not
+    mkstemp's 0600."""
+    import os
+    import stat
+
+    from mmprompt.datasets import write_split_file
+    make_split = load_tool('make_split')
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / 'split.json'
+        assert make_split.main([str(tree), '--out', str(out)]) == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644
+        os.umask(0o002)
+        other = tmp_path / 'sub' / 'split_zhou_X.json'
+        write_split_file({'train': [], 'val': [], 'test': []}, str(other))
+        assert stat.S_IMODE(other.stat().st_mode) == 0o664
+        # overwriting keeps no temporary file behind
+        write_split_file({'train': [], 'val': [], 'test': []}, str(other))
+        assert sorted(
+            p.name for p in other.parent.iterdir()) == ['split_zhou_X.json']
+    finally:
+        os.umask(old)

@@ -81,10 +81,16 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mmprompt.datasets.utils import (read_and_split_data, relative_items,
-                                         write_split_file)
+    from mmprompt.datasets.utils import (listdir_nohidden, read_and_split_data,
+                                         relative_items, write_split_file)
     if not osp.isdir(args.root):
         print(f'error: {args.root!r} is not a folder', file=sys.stderr)
+        return 1
+    if osp.isdir(args.out):
+        print(
+            f'error: --out {args.out!r} is a folder; give the json file to '
+            f'write, e.g. {osp.join(args.out, "split.json")!r}',
+            file=sys.stderr)
         return 1
     if osp.exists(args.out) and not args.force:
         print(
@@ -100,6 +106,29 @@ def main(argv=None) -> int:
             return 1
         folder, name = pair.split('=', 1)
         renames[folder] = name
+    folders = [
+        name for name in listdir_nohidden(args.root)
+        if osp.isdir(osp.join(args.root, name))
+    ]
+    # A misspelt folder would silently keep its folder name or class.
+    for option, names in (('--ignore', args.ignore), ('--rename', renames)):
+        for name in names:
+            if name not in folders:
+                print(
+                    f'error: {option}: no class folder {name!r} in '
+                    f'{args.root!r}; its class folders are '
+                    f'{", ".join(map(repr, folders)) or "none"}',
+                    file=sys.stderr)
+                return 1
+    classes = [name for name in folders if name not in args.ignore]
+    if not classes:
+        ignored = (f' (--ignore leaves out all of {folders})'
+                   if folders else '')
+        print(
+            f'error: {args.root!r} holds no class folders{ignored}; it must '
+            'hold one folder of images per class, ROOT/<class>/<image>',
+            file=sys.stderr)
+        return 1
     try:
         train, val, test = read_and_split_data(
             args.root,
@@ -116,7 +145,11 @@ def main(argv=None) -> int:
         name: relative_items(items, args.root)
         for name, items in (('train', train), ('val', val), ('test', test))
     }
-    write_split_file(splits, args.out)
+    try:
+        write_split_file(splits, args.out)
+    except OSError as e:
+        print(f'error: cannot write {args.out!r}: {e}', file=sys.stderr)
+        return 1
     classes = Counter(item.classname for item in train)
     print(f'wrote {args.out}: {len(classes)} classes, train {len(train)}, '
           f'val {len(val)}, test {len(test)} images')
