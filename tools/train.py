@@ -15,6 +15,7 @@ or move them away. Without a GPU, ``--launcher pytorch`` trains on CPUs with
 gloo. docs/reliability.md says what survives a crash.
 """
 import argparse
+import errno
 import logging
 import os
 import os.path as osp
@@ -30,8 +31,9 @@ from mmengine.runner import Runner
 from mmprompt.engine import CheckpointFitHook, setup_cpu_distributed
 from mmprompt.registry import registry_hint
 from mmprompt.utils import (POINTER, CheckpointMismatchError,
-                            CorruptCheckpointError, UnsafeCheckpointError,
-                            existing_checkpoints, load_checkpoint_file)
+                            CheckpointWriteError, CorruptCheckpointError,
+                            UnsafeCheckpointError, existing_checkpoints,
+                            load_checkpoint_file, read_pointer)
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -285,6 +287,29 @@ def main(argv=None) -> None:
     except (CheckpointMismatchError, CorruptCheckpointError,
             UnsafeCheckpointError) as err:
         raise SystemExit(f'train.py: error: {err}') from None
+    except CheckpointWriteError as err:
+        # e.g. a full disk: mmengine's OSError would name no file.
+        raise SystemExit(
+            f'train.py: error: {err.strerror}. {_intact(cfg.work_dir)}'
+        ) from None
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Written by a hook other than SafeCheckpointHook: no file named.
+        raise SystemExit(
+            f'train.py: error: {err.strerror or err} while the run wrote '
+            f'to disk (the work dir is {cfg.work_dir!r}). '
+            f'{_intact(cfg.work_dir)}') from None
+
+
+def _intact(work_dir: str) -> str:
+    """What survives a failed checkpoint write, and how to go on."""
+    last = read_pointer(work_dir)
+    if last is not None and osp.isfile(last):
+        return (f'The last checkpoint written ({last!r}) is intact: make '
+                'room, then continue the run with --resume.')
+    return ('No checkpoint of this run was written yet: make room and start '
+            'it again.')
 
 
 if __name__ == '__main__':

@@ -48,7 +48,7 @@ from mmengine.runner import CheckpointLoader
 
 __all__ = [
     'CorruptCheckpointError', 'UnsafeCheckpointError',
-    'CheckpointMismatchError', 'load_checkpoint_file',
+    'CheckpointMismatchError', 'CheckpointWriteError', 'load_checkpoint_file',
     'register_checkpoint_loader', 'register_safe_globals', 'strip_prefix',
     'LEARNER_PREFIX', 'original_format', 'checkpoint_filter_fn',
     'convert_coop_state_dict', 'check_checkpoint_fits', 'CHECKPOINT_PATTERNS',
@@ -68,6 +68,12 @@ class CorruptCheckpointError(ValueError):
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not hold the learned state of the model."""
+
+
+class CheckpointWriteError(OSError):
+    """A file could not be written (e.g. the disk is full); the file it
+    would have replaced is as it was. ``errno`` and ``filename`` are the
+    write's."""
 
 
 # ---------------------------------------------------------------------------
@@ -699,7 +705,13 @@ class AtomicLocalBackend(LocalBackend):
     """
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
-        """Write ``obj`` to ``filepath`` atomically (creating its folder)."""
+        """Write ``obj`` to ``filepath`` atomically (creating its folder).
+
+        Raises:
+            CheckpointWriteError: The write failed (a full disk, a
+                read-only folder, ...): the message names ``filepath``;
+                the file there, if any, is as it was.
+        """
         filepath = str(filepath)
         tmp = _tmp_path(filepath)
         try:
@@ -710,6 +722,13 @@ class AtomicLocalBackend(LocalBackend):
                 # Without fsync a power loss may leave a renamed empty file.
                 os.fsync(f.fileno())
             os.replace(tmp, filepath)
+        except OSError as err:
+            # 'No space left on device' alone names no file.
+            reason = err.strerror or str(err)
+            raise CheckpointWriteError(
+                err.errno, f'cannot write {filepath!r}: {reason} '
+                f'({len(obj) / 1e6:.1f} MB); nothing was replaced: the '
+                'files in its folder are as they were', filepath) from err
         finally:
             if osp.exists(tmp):
                 os.remove(tmp)

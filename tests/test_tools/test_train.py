@@ -2,7 +2,9 @@
 """tools/train.py: run for real on the tiny config, and its argument
 handling."""
 import argparse
+import errno
 import io
+import os
 import re
 
 import pytest
@@ -170,3 +172,35 @@ def test_local_rank_flags(train_tool, tiny_config, monkeypatch):
     monkeypatch.delenv('LOCAL_RANK', raising=False)
     assert train_tool.parse_args([str(tiny_config),
                                   '--local_rank=1']).local_rank == 1
+
+
+def test_a_full_disk_names_the_checkpoint_and_what_is_intact(
+        train_tool, tiny_config, tmp_path, monkeypatch):
+    """The disk fills while epoch 2's checkpoint is written: mmengine's
+    ``OSError: [Errno 28] No space left on device`` names no file."""
+    from mmengine.fileio import LocalBackend
+    put = LocalBackend.put
+
+    def full_disk(backend, obj, filepath):
+        if 'epoch_2' not in str(filepath):
+            return put(backend, obj, filepath)
+        with open(filepath, 'wb') as f:
+            f.write(obj[:100])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(LocalBackend, 'put', full_disk)
+    work_dir = tmp_path / 'work'
+    with pytest.raises(SystemExit) as err:
+        train_tool.main([
+            str(tiny_config), '--work-dir',
+            str(work_dir), '--cfg-options',
+            'default_hooks.checkpoint.type=SafeCheckpointHook'
+        ])
+    message = str(err.value)
+    assert message.startswith('train.py: error: cannot write '), message
+    assert str(work_dir / 'epoch_2.pth') in message
+    assert 'No space left on device' in message
+    assert f"{work_dir / 'epoch_1.pth'}') is intact" in message
+    assert '--resume' in message
+    assert sorted(p.name for p in work_dir.glob('*.pth')) == ['epoch_1.pth']
+    assert not list(work_dir.glob('.*tmp*'))

@@ -1,4 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
+import errno
 import os
 from pathlib import Path
 
@@ -14,13 +15,14 @@ from torch.utils.data import Dataset
 
 from mmprompt.registry import MODELS
 from mmprompt.utils import (ATOMIC_BACKEND, AtomicLocalBackend,
-                            CheckpointMismatchError, CorruptCheckpointError,
-                            UnsafeCheckpointError, atomic_write,
-                            check_checkpoint_fits, checkpoint_filter_fn,
-                            convert_coop_state_dict, existing_checkpoints,
-                            find_last_valid_checkpoint, is_valid_checkpoint,
-                            load_checkpoint_file, original_format,
-                            read_pointer, remove_partial_writes, strip_prefix)
+                            CheckpointMismatchError, CheckpointWriteError,
+                            CorruptCheckpointError, UnsafeCheckpointError,
+                            atomic_write, check_checkpoint_fits,
+                            checkpoint_filter_fn, convert_coop_state_dict,
+                            existing_checkpoints, find_last_valid_checkpoint,
+                            is_valid_checkpoint, load_checkpoint_file,
+                            original_format, read_pointer,
+                            remove_partial_writes, strip_prefix)
 
 
 class _Toy(BaseModel):
@@ -336,6 +338,30 @@ def test_atomic_write_keeps_the_old_file_when_a_write_fails(
         atomic_write(str(path), b'new content')
     assert path.read_bytes() == b'old'
     assert sorted(p.name for p in path.parent.iterdir()) == ['epoch_1.pth']
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(
+        tmp_path, monkeypatch):
+    """``OSError: [Errno 28] No space left on device`` names no file."""
+    path = tmp_path / 'epoch_2.pth'
+    atomic_write(str(path), b'old')
+
+    def full_disk(backend, obj, filepath):
+        with open(filepath, 'wb') as f:
+            f.write(obj[:2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(LocalBackend, 'put', full_disk)
+    with pytest.raises(CheckpointWriteError) as err:
+        AtomicLocalBackend().put(b'new content', str(path))
+    assert isinstance(err.value, OSError)
+    assert err.value.errno == errno.ENOSPC
+    assert err.value.filename == str(path)
+    message = str(err.value)
+    assert str(path) in message and 'No space left on device' in message
+    assert 'nothing was replaced' in message
+    assert path.read_bytes() == b'old'
+    assert [p.name for p in tmp_path.iterdir()] == ['epoch_2.pth']
 
 
 def test_the_atomic_backend_is_what_backend_args_name(tmp_path):
