@@ -18,6 +18,7 @@ Examples:
 import argparse
 import os
 import os.path as osp
+import tempfile
 from typing import Any, Dict, Optional
 
 # First: registers mmprompt's modules and the weights_only-safe loader.
@@ -144,6 +145,44 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     return checkpoint
 
 
+def check_out_writable(out: str) -> None:
+    """Refuse an ``--out`` that cannot be written, before anything runs.
+
+    Nothing is created or changed: an existing file is opened for
+    appending and closed, a new one is tried as a hidden temporary file in
+    the nearest existing folder above it.
+
+    Args:
+        out (str): The ``--out`` path.
+
+    Raises:
+        SystemExit: ``out`` is a folder, lies under a file, or its folder
+            cannot be written (read-only, no permission).
+    """
+    head = f'test.py: error: --out {out!r}'
+    path = osp.abspath(osp.expanduser(out))
+    if osp.isdir(path):
+        raise SystemExit(f'{head} is a folder; give the file to write, e.g. '
+                         f'{osp.join(out, "preds.json")!r}')
+    folder = osp.dirname(path)
+    while not osp.exists(folder):
+        folder = osp.dirname(folder)
+    if not osp.isdir(folder):
+        raise SystemExit(f'{head}: {folder!r} is not a folder; give a path '
+                         'in a folder')
+    try:
+        if osp.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        else:
+            with tempfile.TemporaryFile(dir=folder, prefix='.mmprompt-'):
+                pass
+    except OSError as err:
+        raise SystemExit(
+            f'{head} cannot be written ({err.strerror or err} in '
+            f'{folder!r}); give a path in a writable folder. Nothing was '
+            'run.') from None
+
+
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command line to the config.
 
@@ -180,6 +219,9 @@ def main(argv=None) -> Optional[dict]:
         dict | None: The metrics.
     """
     args = parse_args(argv)
+    if args.out is not None:
+        # Before minutes of testing, not after.
+        check_out_writable(args.out)
     if not osp.isfile(args.config):
         raise SystemExit(f'test.py: error: config {args.config!r}: no such '
                          'file')

@@ -145,6 +145,43 @@ def test_unreadable_checkpoints_are_named_before_building(
     assert 'Errno 22' not in str(err.value).split('(')[0]
 
 
+def test_unwritable_out_is_refused_before_building(test_tool, tiny_config,
+                                                   tmp_path, monkeypatch):
+    """A read-only ``--out`` used to fail after the whole test had run."""
+    import mmengine.runner
+    monkeypatch.setattr(mmengine.runner.Runner, 'from_cfg',
+                        lambda cfg: pytest.fail('built a Runner'))
+    readonly = tmp_path / 'readonly'
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    # root writes anywhere but in /sys
+    unwritable = ['/sys/mmprompt/preds.json'] if os.geteuid() == 0 else [
+        str(readonly / 'preds.json'),
+        str(readonly / 'sub' / 'preds.json')
+    ]
+    folder = tmp_path / 'preds.json'
+    folder.mkdir()
+    afile = tmp_path / 'notes.txt'
+    afile.write_text('mine')
+    cases = [(path, 'cannot be written') for path in unwritable] + [
+        (str(folder), 'is a folder'),
+        (str(afile / 'preds.json'), 'notes.txt.* is not a folder'),
+    ]
+    for out, expected in cases:
+        with pytest.raises(SystemExit, match=expected) as err:
+            test_tool.main([
+                str(tiny_config),
+                str(tmp_path / 'epoch_1.pth'), '--out', out
+            ])
+        assert str(err.value).startswith(f'test.py: error: --out {out!r}')
+    assert afile.read_text() == 'mine'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'notes.txt', 'preds.json', 'readonly'
+    ]
+    assert not list(readonly.iterdir())
+    readonly.chmod(0o755)
+
+
 def test_out_suffix_is_checked(test_tool):
     with pytest.raises(SystemExit):
         test_tool.parse_args(['c.py', 'c.pth', '--out', 'preds.txt'])
