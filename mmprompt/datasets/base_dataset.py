@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Sequence
 
 from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
+from PIL import Image
 
 from mmprompt.registry import DATASETS, TRANSFORMS
 from .utils import (DOCS_HINT, SPLIT_NAMES, SUBSAMPLE_CHOICES, DataItem,
@@ -235,15 +236,21 @@ class CoOpDataset(BaseDataset):
         """Load and transform one item, naming the file when it fails.
 
         mmcv's pillow decoder reports an unreadable image without its path
-        (``cannot identify image file <_io.BytesIO ...>``).
+        (``cannot identify image file <_io.BytesIO ...>``), and PIL's
+        ``DecompressionBombError`` names neither the file nor the limit.
         """
         try:
             return super().prepare_data(idx)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
             path = self.get_data_info(idx).get('img_path')
+            hint = ''
+            if isinstance(err, Image.DecompressionBombError):
+                hint = ('. The limit is 2 x PIL.Image.MAX_IMAGE_PIXELS; for '
+                        'a file you trust, shrink it or raise the limit in '
+                        'a module of the config\'s custom_imports')
             raise OSError(f'cannot read image {path!r} (item {idx} of the '
                           f'{self.split} split of {type(self).__name__}): '
-                          f'{type(err).__name__}: {err}') from err
+                          f'{type(err).__name__}: {err}{hint}') from err
 
     def extra_repr(self) -> List[str]:
         """The extra repr information of the dataset."""
