@@ -16,6 +16,7 @@ Examples:
     tools/dist_test.sh CONFIG CKPT 8
 """
 import argparse
+import logging
 import os
 import os.path as osp
 import tempfile
@@ -34,7 +35,7 @@ from mmprompt.evaluation import PredictionDumper
 from mmprompt.evaluation.prediction_dumper import DUMP_SUFFIXES
 from mmprompt.registry import registry_hint
 from mmprompt.utils import (CheckpointMismatchError, UnsafeCheckpointError,
-                            load_checkpoint_file)
+                            load_checkpoint_file, stale_copies)
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 OUT_ITEMS = ('pred', 'metrics')
@@ -194,7 +195,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         Config: The config the Runner is built from.
     """
     if args.cfg_options is not None:
+        before = cfg.to_dict()
         cfg.merge_from_dict(args.cfg_options)
+        # e.g. data_root=..., which the config copied into its datasets
+        # when it was read.
+        for warning in stale_copies(before, cfg, args.cfg_options):
+            print_log(warning, logger='current', level=logging.WARNING)
     cfg.launcher = args.launcher
     cfg.setdefault('default_scope', 'mmprompt')
     if args.work_dir is not None:

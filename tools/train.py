@@ -33,7 +33,7 @@ from mmprompt.registry import registry_hint
 from mmprompt.utils import (POINTER, CheckpointMismatchError,
                             CheckpointWriteError, CorruptCheckpointError,
                             UnsafeCheckpointError, existing_checkpoints,
-                            load_checkpoint_file, read_pointer)
+                            load_checkpoint_file, read_pointer, stale_copies)
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -119,7 +119,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         Config: The config the Runner is built from.
     """
     if args.cfg_options is not None:
+        before = cfg.to_dict()
         cfg.merge_from_dict(args.cfg_options)
+        # e.g. data_root=..., which the config copied into its datasets
+        # when it was read.
+        for warning in stale_copies(before, cfg, args.cfg_options):
+            print_log(warning, logger='current', level=logging.WARNING)
     cfg.launcher = args.launcher
     cfg.setdefault('default_scope', 'mmprompt')
 

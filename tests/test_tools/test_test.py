@@ -8,6 +8,7 @@ import re
 import mmengine
 import pytest
 import torch
+from mmengine.config import Config
 from tools_testing import CLASSES, golden_dir, load_tool, run_tool
 
 ORIGINAL = ('tiny-vit', 'coop_end_word-init')  # ctx (4, 64): fits the config
@@ -180,6 +181,25 @@ def test_unwritable_out_is_refused_before_building(test_tool, tiny_config,
     ]
     assert not list(readonly.iterdir())
     readonly.chmod(0o755)
+
+
+def test_a_top_level_variable_copied_by_the_config_is_named(
+        test_tool, tiny_config, tiny_data, tmp_path, monkeypatch):
+    """``--cfg-options data_root=...`` silently changed nothing."""
+    config = tmp_path / 'with_root.py'
+    config.write_text(f'_base_ = {str(tiny_config)!r}\n'
+                      f'data_root = {str(tiny_data)!r}\n'
+                      'test_dataloader = dict(dataset=dict('
+                      'data_root=data_root))\n')
+    logged = []
+    monkeypatch.setattr(test_tool, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    args = test_tool.parse_args(
+        [str(config), '--cfg-options', 'data_root=/mnt/x'])
+    test_tool.merge_args(Config.fromfile(str(config)), args)
+    [warning] = [m for m in logged if 'data_root' in m]
+    assert 'test_dataloader.dataset.data_root=/mnt/x' in warning.split(
+        'Set them instead: --cfg-options ')[1]
 
 
 def test_out_suffix_is_checked(test_tool):

@@ -204,3 +204,23 @@ def test_a_full_disk_names_the_checkpoint_and_what_is_intact(
     assert '--resume' in message
     assert sorted(p.name for p in work_dir.glob('*.pth')) == ['epoch_1.pth']
     assert not list(work_dir.glob('.*tmp*'))
+
+
+def test_a_top_level_variable_copied_by_the_config_is_named(
+        train_tool, tiny_config, tiny_data, tmp_path, monkeypatch):
+    """``--cfg-options data_root=...`` silently changed nothing: the
+    config had copied it into the datasets when it was read."""
+    config = tmp_path / 'with_root.py'
+    config.write_text(f'_base_ = {str(tiny_config)!r}\n'
+                      f'data_root = {str(tiny_data)!r}\n'
+                      'train_dataloader = dict(dataset=dict('
+                      'data_root=data_root))\n')
+    logged = []
+    monkeypatch.setattr(train_tool, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    cfg = _merge(train_tool, config, '--cfg-options', 'data_root=/mnt/x')
+    assert cfg.train_dataloader.dataset.data_root == str(tiny_data)
+    [warning] = [m for m in logged if 'data_root' in m]
+    assert "--cfg-options data_root='/mnt/x' changes nothing" in warning
+    assert 'train_dataloader.dataset.data_root=/mnt/x' in warning.split(
+        'Set them instead: --cfg-options ')[1]
