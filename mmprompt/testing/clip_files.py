@@ -16,19 +16,43 @@ __all__ = [
 
 
 def random_tiny_clip(arch: str = 'mmprompt-tiny-vit',
-                     seed: int = 0) -> nn.Module:
-    """A random open_clip model whose floating weights are fp16-exact.
+                     seed: int = 0,
+                     fp16_exact: bool = True) -> nn.Module:
+    """A random open_clip model, by default with fp16-exact weights.
 
     Rounding to fp16 first makes the fp16 OpenAI format hold the very same
     numbers as the fp32 open_clip format, so every format loads identically.
+    ``fp16_exact=False`` keeps open_clip's fp32 random init: weights as a
+    model trained in fp32 has them, which no fp16 file can hold.
+
+    Args:
+        arch (str): An open_clip architecture. Defaults to
+            'mmprompt-tiny-vit'.
+        seed (int): Seed of the random init. Defaults to 0.
+        fp16_exact (bool): Round every floating weight to fp16 (stored in
+            fp32). Defaults to True.
+
+    Returns:
+        nn.Module: The open_clip model, in eval mode.
+
+    Examples:
+        >>> from mmprompt.testing import random_tiny_clip
+        >>> model = random_tiny_clip()
+        >>> w = model.visual.conv1.weight
+        >>> w.dtype, bool((w.half().float() == w).all())
+        (torch.float32, True)
+        >>> w = random_tiny_clip(fp16_exact=False).visual.conv1.weight
+        >>> bool((w.half().float() == w).all())
+        False
     """
     torch.manual_seed(seed)
     with no_random_init_warning():
         model = open_clip.create_model(arch, pretrained=None)
-    with torch.no_grad():
-        for tensor in list(model.parameters()) + list(model.buffers()):
-            if tensor.is_floating_point():
-                tensor.copy_(tensor.half().float())
+    if fp16_exact:
+        with torch.no_grad():
+            for tensor in list(model.parameters()) + list(model.buffers()):
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.half().float())
     return model.eval()
 
 
@@ -49,17 +73,30 @@ def save_open_clip_weights(model: nn.Module,
     torch.save(state_dict, path)
 
 
-def _openai_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
+def _openai_state_dict(model: nn.Module,
+                       dtype: torch.dtype = torch.float16
+                       ) -> Dict[str, torch.Tensor]:
     return {
-        k: v.half() if v.is_floating_point() else v
+        k: v.half().to(dtype) if v.is_floating_point() else v
         for k, v in model.state_dict().items()
         if k != 'attn_mask' and not k.endswith('.attn_mask')
     }
 
 
-def save_openai_state_dict(model: nn.Module, path: str) -> None:
-    """OpenAI's state-dict format: the same keys, every float in fp16."""
-    torch.save(_openai_state_dict(model), path)
+def save_openai_state_dict(model: nn.Module,
+                           path: str,
+                           dtype: torch.dtype = torch.float16) -> None:
+    """OpenAI's state-dict format: the same keys, every float an fp16 value.
+
+    Args:
+        model (nn.Module): The open_clip model whose weights are written.
+        path (str): The file to write.
+        dtype (torch.dtype): The type the (fp16-rounded) floats are saved
+            in: ``torch.float16`` as OpenAI's releases, ``torch.float32``
+            as ``clip_model.float().state_dict()`` gives (what CoOp users
+            save). Defaults to torch.float16.
+    """
+    torch.save(_openai_state_dict(model, dtype), path)
 
 
 class _Holder(nn.Module):

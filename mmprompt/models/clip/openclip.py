@@ -19,7 +19,7 @@ from open_clip.transformer import (ResidualAttentionBlock, TextTransformer,
                                    VisionTransformer)
 
 from mmprompt.registry import MODELS
-from .weights import PRETRAINED_FORMS, read_clip_weights
+from .weights import PRETRAINED_FORMS, not_fp16_exact, read_clip_weights
 
 __all__ = ['OpenCLIP']
 
@@ -28,6 +28,15 @@ MODEL_CONFIG_DIR = osp.join(osp.dirname(__file__), 'model_configs')
 open_clip.add_model_config(MODEL_CONFIG_DIR)
 
 _PRECISIONS = ('fp32', 'fp16', 'bf16')
+
+
+def _activation_name(model: nn.Module) -> str:
+    """The activation of the transformer blocks' MLPs (open_clip's
+    ``mlp.gelu``): 'QuickGELU' or 'GELU'."""
+    for name, module in model.named_modules():
+        if name.endswith('mlp.gelu'):
+            return type(module).__name__
+    return 'its activation'
 
 
 def _arch_error(arch: str) -> ValueError:
@@ -175,22 +184,98 @@ class OpenCLIP(BaseModule):
     @staticmethod
     def _build_from_file(arch: str, path: str, precision: str,
                          weights_format: str) -> nn.Module:
-        state_dict, found_format = read_clip_weights(path, weights_format)
-        print_log(
-            f'OpenCLIP {arch}: loading {found_format} weights from '
-            f'{path}',
-            logger='current')
+        state_dict, found_format, reason, guess = read_clip_weights(
+            path, weights_format)
+        model = None
+        if found_format == 'openai' and guess:
+            wrong = OpenCLIP._openai_mismatch(arch, state_dict)
+            if wrong:
+                # OpenAI's builder cannot make this arch of the file. If
+                # open_clip's can, the file is an open_clip model of it that
+                # merely holds fp16 values; if not, the error below is
+                # OpenAI's (the more likely format).
+                try:
+                    model = OpenCLIP._build_open_clip(arch, path, state_dict,
+                                                      precision)
+                except ValueError:
+                    model = None
+                else:
+                    found_format, guess = 'open_clip', False
+                    reason = (f"{reason}, but OpenAI's builder cannot make "
+                              f'{arch!r} of it ({wrong})')
         if found_format == 'openai':
-            OpenCLIP._check_openai_weights_fit(arch, state_dict, path)
-            cast_dtype = open_clip.get_cast_dtype(precision)
-            # QuickGELU, and the fp16 rounding OpenAI's own build_model does.
-            model = build_model_from_openai_state_dict(
-                state_dict, quick_gelu=True, cast_dtype=cast_dtype)
-            if precision != 'fp16':
-                model.float()
-                if precision == 'bf16':
-                    convert_weights_to_lp(model, dtype=torch.bfloat16)
-            return model
+            model = OpenCLIP._build_openai(arch, path, state_dict, precision,
+                                           weights_format,
+                                           reason if guess else '')
+            how = 'as OpenAI trained it'
+        else:
+            if model is None:
+                model = OpenCLIP._build_open_clip(arch, path, state_dict,
+                                                  precision)
+            how = f'as arch {arch!r} defines'
+        activation = _activation_name(model)
+        name = "OpenAI's" if found_format == 'openai' else "open_clip's"
+        message = (f'OpenCLIP {arch}: {path} read as {name} format '
+                   f'({reason}); built with {activation} {how}')
+        arch_activation = ('QuickGELU' if open_clip.get_model_config(arch).get(
+            'quick_gelu', False) else 'GELU')
+        if guess and arch_activation != activation:
+            print_log(
+                f"{message}. This is a guess from the numbers alone: an "
+                'open_clip model rounded to fp16 looks the same, and would '
+                f'run {arch_activation} as arch {arch!r} defines. If the '
+                "file is open_clip's, set weights_format='open_clip' "
+                '(model.clip.weights_format in a config); '
+                "weights_format='openai' confirms this reading.",
+                logger='current',
+                level=logging.WARNING)
+        else:
+            if guess:
+                message += (f" (open_clip's reading would run "
+                            f'{arch_activation} too)')
+            print_log(message, logger='current')
+        return model
+
+    @staticmethod
+    def _build_openai(arch: str,
+                      path: str,
+                      state_dict: dict,
+                      precision: str,
+                      weights_format: str,
+                      guessed_because: str = '') -> nn.Module:
+        wrong = OpenCLIP._openai_mismatch(arch, state_dict)
+        if wrong:
+            how = (f" (taken for OpenAI's format because {guessed_because}; "
+                   "nor does open_clip's format of it fit the arch)"
+                   if guessed_because else '')
+            raise ValueError(
+                f'the OpenAI-format weights in {path!r} are not a {arch!r} '
+                f'model{how}: {wrong}. Set arch to the architecture the '
+                'file holds.')
+        if weights_format == 'openai':
+            inexact = not_fp16_exact(state_dict)
+            if inexact:
+                print_log(
+                    f"weights_format='openai' rounds the weights of {path} "
+                    'to fp16, as OpenAI\'s build_model does: '
+                    f'{len(inexact)} tensors hold values fp16 cannot '
+                    f'represent (e.g. {inexact[0]!r}) and change. Use '
+                    "weights_format='open_clip' (or 'auto') to keep them.",
+                    logger='current',
+                    level=logging.WARNING)
+        cast_dtype = open_clip.get_cast_dtype(precision)
+        # QuickGELU, and the fp16 rounding OpenAI's own build_model does.
+        model = build_model_from_openai_state_dict(
+            dict(state_dict), quick_gelu=True, cast_dtype=cast_dtype)
+        if precision != 'fp16':
+            model.float()
+            if precision == 'bf16':
+                convert_weights_to_lp(model, dtype=torch.bfloat16)
+        return model
+
+    @staticmethod
+    def _build_open_clip(arch: str, path: str, state_dict: dict,
+                         precision: str) -> nn.Module:
         with no_random_init_warning():
             model = open_clip.create_model(
                 arch, pretrained=None, precision=precision)
@@ -205,39 +290,44 @@ class OpenCLIP(BaseModule):
         return model
 
     @staticmethod
-    def _check_openai_weights_fit(arch: str, state_dict: dict,
-                                  path: str) -> None:
+    def _openai_mismatch(arch: str, state_dict: dict) -> str:
+        """How the model OpenAI's builder makes of ``state_dict`` differs
+        from ``arch``, or '' where it is ``arch``."""
         cfg = open_clip.get_model_config(arch)
-        found = {
-            'embed_dim': state_dict['text_projection'].shape[1],
-            'text width': state_dict['ln_final.weight'].shape[0],
-            'context length': state_dict['positional_embedding'].shape[0],
-        }
+        text_cfg, vision_cfg = cfg['text_cfg'], cfg['vision_cfg']
+        try:
+            text_width = state_dict['ln_final.weight'].shape[0]
+            found = {
+                'embed_dim': state_dict['text_projection'].shape[1],
+                'text width': text_width,
+                # OpenAI's builder gives every head 64 channels.
+                'text heads': text_width // 64,
+                'context length': state_dict['positional_embedding'].shape[0],
+            }
+            if 'visual.proj' in state_dict:
+                found['vision width'] = state_dict[
+                    'visual.conv1.weight'].shape[0]
+                found['patch size'] = state_dict['visual.conv1.weight'].shape[
+                    -1]
+            else:
+                found['vision width'] = state_dict[
+                    'visual.layer1.0.conv1.weight'].shape[0]
+        except KeyError as err:
+            return f'it has no {err.args[0]!r}'
         expected = {
             'embed_dim': cfg['embed_dim'],
-            'text width': cfg['text_cfg'].get('width', 512),
-            'context length': cfg['text_cfg'].get('context_length', 77),
+            'text width': text_cfg.get('width', 512),
+            'text heads': text_cfg.get('heads', 8),
+            'context length': text_cfg.get('context_length', 77),
+            'vision width': vision_cfg.get('width'),
         }
-        if 'visual.proj' in state_dict:
-            found['vision width'] = state_dict['visual.conv1.weight'].shape[0]
-            expected['vision width'] = cfg['vision_cfg'].get('width')
-            found['patch size'] = state_dict['visual.conv1.weight'].shape[-1]
-            expected['patch size'] = cfg['vision_cfg'].get('patch_size')
-        else:
-            found['vision width'] = state_dict[
-                'visual.layer1.0.conv1.weight'].shape[0]
-            expected['vision width'] = cfg['vision_cfg'].get('width')
-        wrong = {
-            k: (found[k], expected[k])
-            for k in found if found[k] != expected[k]
-        }
-        if wrong:
-            detail = ', '.join(f'{k} {f} (arch has {e})'
-                               for k, (f, e) in wrong.items())
-            raise ValueError(
-                f'the OpenAI-format weights in {path!r} are not a {arch!r} '
-                f'model: {detail}. Set arch to the architecture the file '
-                'holds.')
+        if 'patch size' in found:
+            expected['patch size'] = vision_cfg.get('patch_size')
+        if vision_cfg.get('head_width', 64) != 64:
+            found['vision head width'] = 64
+            expected['vision head width'] = vision_cfg['head_width']
+        return ', '.join(f'{k} {found[k]} (arch has {expected[k]})'
+                         for k in found if found[k] != expected[k])
 
     @staticmethod
     def _text_tower(model: nn.Module) -> nn.Module:

@@ -227,6 +227,10 @@ class TestErrors:
     def test_not_a_weight_file(self, tmp_path):
         path = tmp_path / 'notes.pt'
         path.write_text('hello')
+        with pytest.raises(ValueError, match="text file .*'hello'"):
+            OpenCLIP('mmprompt-tiny-vit', pretrained=str(path))
+        torch.save({'w': torch.ones(4)}, path)
+        path.write_bytes(path.read_bytes()[:100])  # truncated
         with pytest.raises(ValueError, match='could not be read'):
             OpenCLIP('mmprompt-tiny-vit', pretrained=str(path))
         torch.save([1, 2, 3], path)
@@ -240,7 +244,14 @@ class TestErrors:
         with pytest.raises(ValueError, match="not a 'mmprompt-tiny-vit'"):
             OpenCLIP('mmprompt-tiny-vit', pretrained=str(openai_file))
         open_clip_file = tmp_path / 'rn_open_clip.pt'
+        # An fp16-exact file is taken for OpenAI's (the error says why)...
         save_open_clip_weights(rn, str(open_clip_file))
+        with pytest.raises(ValueError, match="taken for OpenAI's format"):
+            OpenCLIP('mmprompt-tiny-vit', pretrained=str(open_clip_file))
+        # ... one trained in fp32 cannot be.
+        save_open_clip_weights(
+            random_tiny_clip('mmprompt-tiny-rn', fp16_exact=False),
+            str(open_clip_file))
         with pytest.raises(ValueError, match='do not fit arch'):
             OpenCLIP('mmprompt-tiny-vit', pretrained=str(open_clip_file))
 
