@@ -106,7 +106,8 @@ def main(argv=None) -> list:
     try:
         results = inferencer(
             args.images, topk=args.topk, batch_size=args.batch_size)
-    except ValueError as err:
+    except (ValueError, OSError) as err:
+        # a corrupt image is named by mmprompt's LoadImageFromFile
         raise SystemExit(f'image_demo.py: error: {err}') from None
     for path, result in zip(args.images, results):
         ranked = ', '.join(f'{name} {score:.3f}'

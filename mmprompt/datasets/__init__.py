@@ -5,7 +5,9 @@ from .coop_datasets import (SUN397, UCF101, Caltech101, DescribableTextures,
                             OxfordPets, StanfordCars)
 from .imagenet import (ImageNet, ImageNetA, ImageNetR, ImageNetSketch,
                        ImageNetV2)
-from .transforms import ImageTooLargeError, LoadImageFromFile
+from .samplers import (DefaultSampler, SampleIndex, sample_seed,
+                       seeded_generators)
+from .transforms import ImageReadError, ImageTooLargeError, LoadImageFromFile
 from .utils import (DataItem, few_shot_splits, read_and_split_data,
                     read_split_file, sample_few_shot, split_trainval,
                     subsample_classes, write_split_file)
@@ -14,8 +16,9 @@ __all__ = [
     'CoOpDataset', 'SplitJsonDataset', 'Caltech101', 'DescribableTextures',
     'EuroSAT', 'FGVCAircraft', 'Food101', 'OxfordFlowers', 'OxfordPets',
     'StanfordCars', 'SUN397', 'UCF101', 'ImageNet', 'ImageNetA', 'ImageNetR',
-    'ImageNetSketch', 'ImageNetV2', 'ImageTooLargeError', 'LoadImageFromFile',
-    'DataItem', 'few_shot_splits', 'read_and_split_data', 'read_split_file',
-    'sample_few_shot', 'split_trainval', 'subsample_classes',
-    'write_split_file'
+    'ImageNetSketch', 'ImageNetV2', 'ImageReadError', 'ImageTooLargeError',
+    'LoadImageFromFile', 'DataItem', 'few_shot_splits', 'read_and_split_data',
+    'read_split_file', 'sample_few_shot', 'split_trainval',
+    'subsample_classes', 'write_split_file', 'DefaultSampler', 'SampleIndex',
+    'sample_seed', 'seeded_generators'
 ]

@@ -10,6 +10,8 @@ from mmpretrain.datasets import BaseDataset
 from PIL import Image
 
 from mmprompt.registry import DATASETS, TRANSFORMS
+from .samplers import seeded_generators
+from .transforms import ImageReadError
 from .utils import (DOCS_HINT, SPLIT_NAMES, SUBSAMPLE_CHOICES, DataItem,
                     check_dir, check_file, class_names_of, few_shot_splits,
                     join_items, read_split_file, relative_items,
@@ -67,6 +69,9 @@ class CoOpDataset(BaseDataset):
     SAMPLE_VAL: bool = True
     #: Whether the dataset is test-only (the ImageNet variants).
     TEST_ONLY: bool = False
+    #: The pipeline draws from the seed of each sample's index
+    #: (mmprompt's ``DefaultSampler``), see :meth:`prepare_data`.
+    SEEDS_SAMPLES: bool = True
 
     def __init__(self,
                  data_root: str,
@@ -235,12 +240,23 @@ class CoOpDataset(BaseDataset):
     def prepare_data(self, idx: int):
         """Load and transform one item, naming the file when it fails.
 
+        An index of mmprompt's ``DefaultSampler`` (a
+        :class:`~mmprompt.datasets.samplers.SampleIndex`) carries the seed
+        of its sample: the pipeline's random transforms then draw from
+        generators seeded with it (``seeded_generators``), so that a sample
+        gets the same augmentation on any number of processes and workers.
+
         mmcv's pillow decoder reports an unreadable image without its path
         (``cannot identify image file <_io.BytesIO ...>``), and PIL's
         ``DecompressionBombError`` names neither the file nor the limit.
         """
+        seed = getattr(idx, 'seed', None)
+        idx = int(idx)  # a plain int in the data info (sample_idx)
         try:
-            return super().prepare_data(idx)
+            if seed is None:
+                return super().prepare_data(idx)
+            with seeded_generators(seed):
+                return super().prepare_data(idx)
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             path = self.get_data_info(idx).get('img_path')
             hint = ''
@@ -248,8 +264,11 @@ class CoOpDataset(BaseDataset):
                 hint = ('. The limit is 2 x PIL.Image.MAX_IMAGE_PIXELS; for '
                         'a file you trust, shrink it or raise the limit in '
                         'a module of the config\'s custom_imports')
-            raise OSError(f'cannot read image {path!r} (item {idx} of the '
-                          f'{self.split} split of {type(self).__name__}): '
+            where = (f'item {idx} of the {self.split} split of '
+                     f'{type(self).__name__}')
+            if isinstance(err, ImageReadError):  # names the file already
+                raise OSError(f'{err} ({where})') from err
+            raise OSError(f'cannot read image {path!r} ({where}): '
                           f'{type(err).__name__}: {err}{hint}') from err
 
     def extra_repr(self) -> List[str]:

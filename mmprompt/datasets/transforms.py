@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 
 from mmprompt.registry import TRANSFORMS
 
-__all__ = ['LoadImageFromFile', 'ImageTooLargeError']
+__all__ = ['LoadImageFromFile', 'ImageReadError', 'ImageTooLargeError']
 
 #: PIL modes of 16 bits per pixel (grey), read as ``uint16`` arrays.
 SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N')
@@ -29,7 +29,12 @@ SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N')
 UNKNOWN_RANGE_MODES = ('I', 'F', 'I;16S', 'I;32', 'I;32S')
 
 
-class ImageTooLargeError(OSError):
+class ImageReadError(OSError):
+    """An image file that cannot be decoded, named (mmcv's pillow decoder
+    says ``cannot identify image file <_io.BytesIO ...>``)."""
+
+
+class ImageTooLargeError(ImageReadError):
     """An image over PIL's decompression-bomb limit (named, with the
     setting that raises the limit)."""
 
@@ -50,7 +55,8 @@ class LoadImageFromFile(_MMCVLoadImageFromFile):
     exactly as before (the pixel-identity tests of the configs' pipelines
     run through this class).
 
-    An image over PIL's decompression-bomb limit (``DecompressionBombError``,
+    A file PIL cannot decode raises :class:`ImageReadError` naming it, and
+    an image over PIL's decompression-bomb limit (``DecompressionBombError``,
     which names neither the file nor the setting) raises
     :class:`ImageTooLargeError` naming both.
 
@@ -130,8 +136,15 @@ class LoadImageFromFile(_MMCVLoadImageFromFile):
                 image = None  # mmcv below raises its own error
             if image is None or not (image.mode in SIXTEEN_BIT_MODES
                                      or image.mode in UNKNOWN_RANGE_MODES):
-                return mmcv.imfrombytes(
-                    content, flag=self.color_type, backend='pillow')
+                try:
+                    return mmcv.imfrombytes(
+                        content, flag=self.color_type, backend='pillow')
+                except (OSError, ValueError, SyntaxError) as err:
+                    # PIL reports broken files as OSError (and subclasses),
+                    # ValueError or SyntaxError, none naming the file.
+                    raise ImageReadError(
+                        f'cannot read image {filename!r}: '
+                        f'{type(err).__name__}: {err}') from err
             if self.color_type == 'unchanged':
                 return np.array(image)
             if image.mode in UNKNOWN_RANGE_MODES:

@@ -59,3 +59,17 @@ def test_image_demo_errors(tmp_path):
     # No --classes and no readable test set in the config.
     with pytest.raises(SystemExit, match='no class names'):
         demo.main(images + ['--config', config])
+
+
+def test_image_demo_names_a_corrupt_image(tmp_path):
+    demo = load_demo()
+    images = make_images(tmp_path / 'images', count=2)
+    bad = tmp_path / 'images' / 'broken.png'
+    bad.write_bytes(b'\x89PNG\r\n\x1a\n' + b'\x00' * 20)
+    config = write_config(tmp_path / 'coop_tiny.py')
+    with pytest.raises(SystemExit) as err:
+        demo.main(images +
+                  [str(bad), '--config', config, '--classes', 'cat,dog'])
+    message = str(err.value)
+    assert message.startswith('image_demo.py: error: cannot read image')
+    assert str(bad) in message and 'UnidentifiedImageError' in message

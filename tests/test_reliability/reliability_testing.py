@@ -100,8 +100,7 @@ AUGMENTING = '''[
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]'''
-# Per-sample randomness differs between 1 and 2 processes; the distributed
-# comparison uses a deterministic pipeline.
+# The deterministic pipeline, for runs without augmentation.
 PLAIN = 'test_pipeline'
 
 

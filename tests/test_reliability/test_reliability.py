@@ -174,17 +174,21 @@ def test_learned_state_is_all_tensors():
 
 def test_two_processes_equal_one_with_the_same_global_batch(tiny):
     """torchrun, 2 CPU processes with gloo, batch 2 each == 1 process with
-    batch 4, after 6 steps; DDP wraps the prompt learner (the frozen CLIP
-    is not a parameter) without unused-parameter errors."""
+    batch 4, after 6 steps, with random crops and flips: each sample's
+    augmentation is seeded by (seed, epoch, index), not by the rank
+    (mmprompt.datasets.samplers). DDP wraps the prompt learner (the frozen
+    CLIP is not a parameter) without unused-parameter errors, and both
+    processes exit 0 (the process group is torn down)."""
     root = tiny['root']
     one = write_config(
-        root / 'one.py', tiny['data'], augment=False, batch_size=4, epochs=2)
+        root / 'one.py', tiny['data'], augment=True, batch_size=4, epochs=2)
     two = write_config(
-        root / 'two.py', tiny['data'], augment=False, batch_size=2, epochs=2)
+        root / 'two.py', tiny['data'], augment=True, batch_size=2, epochs=2)
     single = start_train([str(one), '--work-dir', str(root / 'one')], root)
     dist = start_torchrun(2, [str(two), '--work-dir', str(root / 'two')], root)
     log = finish(dist)
     assert dist.returncode == 0, log[-5000:]
+    assert 'terminate called' not in log, log[-5000:]
     assert 'Distributed training: True' in log
     assert "with the 'gloo' backend instead of 'nccl'" in log
     assert 'Epoch(train) [2][3/3]' in log  # 12 images / (2 x 2) per step
