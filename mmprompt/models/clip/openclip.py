@@ -3,6 +3,7 @@
 import contextlib
 import difflib
 import logging
+import os
 import os.path as osp
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -15,6 +16,7 @@ from open_clip.model import (CLIP, CustomTextCLIP,
                              build_model_from_openai_state_dict,
                              convert_to_custom_text_state_dict,
                              convert_weights_to_lp)
+from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import (ResidualAttentionBlock, TextTransformer,
                                    VisionTransformer)
 
@@ -37,6 +39,30 @@ def _activation_name(model: nn.Module) -> str:
         if name.endswith('mlp.gelu'):
             return type(module).__name__
     return 'its activation'
+
+
+_WEIGHT_SUFFIXES = ('.pt', '.pth', '.bin', '.safetensors', '.tar', '.ckpt')
+
+
+def _directory_message(folder: str) -> str:
+    """Why a folder is not a ``pretrained``, and the files it could be."""
+    try:
+        names = sorted(
+            name for name in os.listdir(folder)
+            if name.endswith(_WEIGHT_SUFFIXES)
+            and osp.isfile(osp.join(folder, name)))
+    except OSError:
+        names = []
+    if names:
+        shown = ', '.join(repr(osp.join(folder, n)) for n in names[:5])
+        more = f' ({len(names)} in all)' if len(names) > 5 else ''
+        found = f'Weight files in it: {shown}{more}.'
+    else:
+        found = ('It holds no weight file (' + ', '.join(_WEIGHT_SUFFIXES) +
+                 ').')
+    return (f'pretrained={folder!r} is a directory, but pretrained takes one '
+            f'weight file: point it at the file itself. {found} '
+            f'{PRETRAINED_FORMS}')
 
 
 def _arch_error(arch: str) -> ValueError:
@@ -155,6 +181,9 @@ class OpenCLIP(BaseModule):
         if osp.isfile(pretrained):
             return OpenCLIP._build_from_file(arch, pretrained, precision,
                                              weights_format)
+        if osp.isdir(pretrained) and not open_clip.get_pretrained_cfg(
+                arch, pretrained):
+            raise IsADirectoryError(_directory_message(pretrained))
         if osp.sep in pretrained or pretrained.endswith(
             ('.pt', '.pth', '.bin', '.safetensors')):
             raise FileNotFoundError(
@@ -632,6 +661,7 @@ class OpenCLIP(BaseModule):
         Returns:
             Tensor: ``(B, embed_dim)``.
         """
+        self._check_image_size(images)
         images = images.to(self.image_dtype)
         if append is None and overwrite:
             raise ValueError(
@@ -661,6 +691,48 @@ class OpenCLIP(BaseModule):
                 for i, rows in (overwrite or {}).items()
             }, len(visual.transformer.resblocks), x.shape[1], 'vision')
         return self._run_vision_blocks(x, overwrite)
+
+    @property
+    def image_size(self) -> Optional[Tuple[int, int]]:
+        """``(H, W)`` the image tower takes, where its positional embedding
+        fixes it (CLIP's ViTs, and its ResNets' attention pooling); None
+        for towers that take other sizes."""
+        visual = self.model.visual
+        if not isinstance(visual, (VisionTransformer, ModifiedResNet)):
+            return None
+        size = visual.image_size
+        return (size, size) if isinstance(size, int) else tuple(size)
+
+    def _check_image_size(self, images: torch.Tensor) -> None:
+        expected = self.image_size
+        if expected is None or images.dim() != 4:
+            return
+        got = tuple(images.shape[-2:])
+        if got == expected:
+            return
+        h, w = expected
+        visual = self.model.visual
+        if isinstance(visual, VisionTransformer):
+            grid = 'x'.join(str(g) for g in visual.grid_size)
+            patch = 'x'.join(str(p) for p in visual.patch_size)
+            why = f'a {grid} grid of {patch}-pixel patches'
+        else:
+            side = visual.attnpool.positional_embedding.shape[0] - 1
+            side = int(round(side**0.5))
+            why = (f'a {side}x{side} feature map (the image downsampled 32 '
+                   'times)')
+        raise ValueError(
+            f'the images are {got[0]}x{got[1]} pixels, but the image tower '
+            f'of {self.arch!r} takes {h}x{w}: its positional embedding is '
+            f'fixed to {why} (other sizes fail in the tower or silently '
+            f"drop the pixels its stride does not cover). Make the data "
+            f'pipelines give {h}x{w} images: RandomResizedCrop scale={h} '
+            f'(train) and ResizeEdge scale={h} with CenterCrop '
+            f'crop_size={h} (test), in mmprompt\'s configs '
+            'configs/_base_/datasets/pipelines.py (or '
+            'train_dataloader.dataset.pipeline / '
+            'test_dataloader.dataset.pipeline), or choose the CLIP arch '
+            'the pipelines were made for.')
 
     def _vision_embeds(self, images: torch.Tensor,
                        append: Optional[torch.Tensor]) -> torch.Tensor:

@@ -90,6 +90,8 @@ def _is_safetensors(head: bytes) -> bool:
 
 
 def _describe_start(head: bytes) -> str:
+    if not head:
+        return 'it is empty (0 bytes)'
     text = head[:40].decode('utf-8', errors='replace')
     if text and all(ch.isprintable() or ch in '\r\n\t' for ch in text):
         first = text.splitlines()[0] if text.strip() else text

@@ -237,6 +237,71 @@ class TestErrors:
         with pytest.raises(ValueError, match='expected a state dict'):
             OpenCLIP('mmprompt-tiny-vit', pretrained=str(path))
 
+    @pytest.mark.parametrize('text', [
+        'tiny weights, see README\n', 'url: https://example.com/ViT-B-16.pt\n',
+        'model = dict(type="OpenCLIP")\n', ''
+    ])
+    def test_text_file_as_pretrained(self, tmp_path, text):
+        # Texts starting with t, u, e (pickle opcodes that pop) raised
+        # "IndexError: pop from empty list".
+        path = tmp_path / 'ViT-B-16.txt'
+        path.write_text(text)
+        with pytest.raises(ValueError) as err:
+            OpenCLIP('mmprompt-tiny-vit', pretrained=str(path))
+        message = str(err.value)
+        assert str(path) in message and 'not a CLIP weight file' in message
+        assert 'text file' in message or 'empty' in message
+        assert 'torch.save' in message
+
+    def test_directory_as_pretrained(self, tmp_path):
+        folder = tmp_path / 'ViT-B-16'
+        folder.mkdir()
+        (folder / 'open_clip_pytorch_model.bin').write_bytes(b'')
+        (folder / 'README.md').write_text('weights')
+        with pytest.raises(IsADirectoryError) as err:
+            OpenCLIP('mmprompt-tiny-vit', pretrained=str(folder))
+        message = str(err.value)
+        assert str(folder) in message and 'directory' in message
+        # the weight files in it are named, to pick one
+        assert 'open_clip_pytorch_model.bin' in message
+        assert 'README.md' not in message
+        with pytest.raises(IsADirectoryError, match='no weight file'):
+            OpenCLIP('mmprompt-tiny-vit', pretrained=str(tmp_path / '..'))
+
+    def test_safetensors_file_loads(self, tmp_path):
+        safetensors = pytest.importorskip('safetensors.torch')
+        model = random_tiny_clip('mmprompt-tiny-vit', fp16_exact=False)
+        path = tmp_path / 'open_clip_model.safetensors'
+        safetensors.save_file(model.state_dict(), str(path))
+        clip = OpenCLIP('mmprompt-tiny-vit', pretrained=str(path))
+        images = torch.rand(2, 3, 32, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(
+                clip.encode_image(images),
+                model.encode_image(images),
+                rtol=1e-5,
+                atol=1e-6)
+
+    @pytest.mark.parametrize('arch,size,wrong', [
+        ('mmprompt-tiny-vit', 32, 64),
+        ('mmprompt-tiny-vit', 32, 36),
+        ('mmprompt-tiny-rn', 64, 96),
+        ('mmprompt-tiny-rn', 64, 80),
+    ])
+    def test_image_size_that_does_not_fit_the_tower(self, arch, size, wrong):
+        """The positional embedding fixes the input size of CLIP's ViTs and
+        ResNets (attention pooling): other sizes failed deep in the tower
+        ('size of tensor a (65) must match ... (17)') or, a few pixels off,
+        silently dropped the border the stride does not cover."""
+        clip = OpenCLIP(arch, pretrained=None)
+        with pytest.raises(ValueError) as err:
+            clip.encode_image(torch.rand(1, 3, wrong, wrong))
+        message = str(err.value)
+        assert f'{wrong}x{wrong}' in message and f'{size}x{size}' in message
+        assert repr(arch) in message
+        assert 'CenterCrop' in message and 'RandomResizedCrop' in message
+        assert clip.encode_image(torch.rand(1, 3, size, size)).shape == (1, 64)
+
     def test_weights_of_another_arch(self, tmp_path):
         rn = random_tiny_clip('mmprompt-tiny-rn')
         openai_file = tmp_path / 'rn_openai.pt'
