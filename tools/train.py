@@ -33,7 +33,8 @@ from mmprompt.registry import registry_hint
 from mmprompt.utils import (POINTER, CheckpointMismatchError,
                             CheckpointWriteError, CorruptCheckpointError,
                             UnsafeCheckpointError, existing_checkpoints,
-                            load_checkpoint_file, read_pointer, stale_copies)
+                            load_checkpoint_file, read_pointer, repoint,
+                            stale_copies)
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -274,6 +275,10 @@ def main(argv=None) -> None:
                          'file')
     cfg = merge_args(Config.fromfile(args.config), args)
     check_work_dir(cfg)
+    if cfg.get('resume') and not cfg.get('load_from'):
+        # A copied or moved work dir: mmengine's auto-resume reads the
+        # absolute path in last_checkpoint, which names the old folder.
+        repoint(cfg.work_dir)
     check_checkpoint_readable(cfg)
     warn_unsafe_checkpointing(cfg)
     setup_cpu_distributed(cfg)

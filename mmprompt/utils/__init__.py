@@ -8,7 +8,7 @@ from .checkpoint import (ATOMIC_BACKEND, CHECKPOINT_PATTERNS, LEARNER_PREFIX,
                          find_last_valid_checkpoint, is_valid_checkpoint,
                          load_checkpoint_file, original_format, read_pointer,
                          register_checkpoint_loader, register_safe_globals,
-                         remove_partial_writes, strip_prefix)
+                         remove_partial_writes, repoint, strip_prefix)
 from .config import stale_copies
 
 __all__ = [
@@ -19,5 +19,5 @@ __all__ = [
     'existing_checkpoints', 'find_last_valid_checkpoint',
     'is_valid_checkpoint', 'load_checkpoint_file', 'original_format',
     'read_pointer', 'register_checkpoint_loader', 'register_safe_globals',
-    'remove_partial_writes', 'stale_copies', 'strip_prefix'
+    'remove_partial_writes', 'repoint', 'stale_copies', 'strip_prefix'
 ]

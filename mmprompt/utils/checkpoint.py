@@ -52,9 +52,9 @@ __all__ = [
     'register_checkpoint_loader', 'register_safe_globals', 'strip_prefix',
     'LEARNER_PREFIX', 'original_format', 'checkpoint_filter_fn',
     'convert_coop_state_dict', 'check_checkpoint_fits', 'CHECKPOINT_PATTERNS',
-    'POINTER', 'existing_checkpoints', 'read_pointer', 'is_valid_checkpoint',
-    'find_last_valid_checkpoint', 'atomic_write', 'remove_partial_writes',
-    'AtomicLocalBackend', 'ATOMIC_BACKEND'
+    'POINTER', 'existing_checkpoints', 'read_pointer', 'repoint',
+    'is_valid_checkpoint', 'find_last_valid_checkpoint', 'atomic_write',
+    'remove_partial_writes', 'AtomicLocalBackend', 'ATOMIC_BACKEND'
 ]
 
 
@@ -552,21 +552,85 @@ def existing_checkpoints(work_dir: str) -> List[str]:
     return sorted(names, key=lambda n: (_step_of(n), n))
 
 
-def read_pointer(work_dir: str) -> Optional[str]:
+def _resolve_pointer(work_dir: str, named: str) -> str:
+    """The file ``named`` (what ``work_dir/last_checkpoint`` holds) means.
+
+    mmengine writes the absolute path. A relative one is read in the
+    pointer's own folder; an absolute one in another folder whose file name
+    exists in ``work_dir`` is that file: the work dir was copied or moved
+    (a pointer into ``CheckpointHook(out_dir=...)``, whose files are not in
+    the work dir, is kept).
+    """
+    if not osp.isabs(named):
+        return osp.join(work_dir, named)
+    own = osp.join(work_dir, osp.basename(named))
+    if osp.realpath(osp.dirname(named)) != osp.realpath(work_dir) \
+            and osp.isfile(own):
+        return own
+    return named
+
+
+def read_pointer(work_dir: str, resolve: bool = True) -> Optional[str]:
     """What ``work_dir/last_checkpoint`` names.
 
     Args:
         work_dir (str): A work dir.
+        resolve (bool): Read the path in the work dir the pointer lives in:
+            relative to it, and for an absolute path into another folder
+            (a copied or moved work dir), the work dir's own file of that
+            name if there is one. False returns the text as it is.
+            Defaults to True.
 
     Returns:
-        str | None: The path it holds, or None if there is no pointer or
+        str | None: The path it names, or None if there is no pointer or
         it is empty.
+
+    Examples:
+        >>> import os.path as osp, tempfile
+        >>> copy = tempfile.mkdtemp()
+        >>> for name, text in [('epoch_2.pth', ''),
+        ...                    ('last_checkpoint', '/old/run/epoch_2.pth')]:
+        ...     _ = open(osp.join(copy, name), 'w').write(text)
+        >>> read_pointer(copy) == osp.join(copy, 'epoch_2.pth')
+        True
+        >>> read_pointer(copy, resolve=False)
+        '/old/run/epoch_2.pth'
     """
     pointer = osp.join(work_dir, POINTER)
     if not osp.isfile(pointer):
         return None
     with open(pointer, errors='replace') as f:
-        return f.read().strip() or None
+        named = f.read().strip() or None
+    if named is None or not resolve:
+        return named
+    return _resolve_pointer(work_dir, named)
+
+
+def repoint(work_dir: str) -> Optional[str]:
+    """Make ``work_dir/last_checkpoint`` name the work dir's own checkpoint
+    where it names another folder's file of the same name (a copied or
+    moved work dir), so that mmengine's auto-resume reads the right file.
+
+    Args:
+        work_dir (str): A work dir.
+
+    Returns:
+        str | None: The path the pointer names now, if it was rewritten
+        (atomically, with a log line); None if it was left as it was.
+    """
+    named = read_pointer(work_dir, resolve=False)
+    if named is None:
+        return None
+    resolved = _resolve_pointer(work_dir, named)
+    if resolved == named:
+        return None
+    atomic_write(osp.join(work_dir, POINTER), resolved.encode())
+    print_log(
+        f'{osp.join(work_dir, POINTER)} named {named!r}, outside the work '
+        f'dir it is in (the work dir was copied or moved); it names the '
+        f'work dir\'s own {resolved!r} now',
+        logger='current')
+    return resolved
 
 
 def is_valid_checkpoint(path: str) -> bool:

@@ -224,3 +224,40 @@ def test_a_top_level_variable_copied_by_the_config_is_named(
     assert "--cfg-options data_root='/mnt/x' changes nothing" in warning
     assert 'train_dataloader.dataset.data_root=/mnt/x' in warning.split(
         'Set them instead: --cfg-options ')[1]
+
+
+def test_a_copied_work_dir_resumes_from_its_own_checkpoint(
+        trained, tiny_config, tmp_path):
+    """``last_checkpoint`` holds an absolute path: a copy of a work dir
+    resumed from the old folder's checkpoint while that still existed.
+    (mmengine's CheckpointHook here; SafeCheckpointHook on its own in
+    tests/test_engine/test_hooks/test_checkpoint_hook.py.)"""
+    import shutil
+    old, new = tmp_path / 'old', tmp_path / 'new'
+    run_tool([
+        'train.py',
+        str(tiny_config), '--work-dir',
+        str(old), '--cfg-options', 'train_cfg.max_epochs=1'
+    ],
+             cwd=tmp_path)
+    shutil.copytree(old, new)
+    # The old folder's checkpoint changes (e.g. that run goes on): the copy
+    # must not see it.
+    checkpoint = load_checkpoint_file(str(old / 'epoch_1.pth'))
+    checkpoint['state_dict'][CTX].zero_()
+    torch.save(checkpoint, str(old / 'epoch_1.pth'))
+
+    log = run_tool(
+        ['train.py',
+         str(tiny_config), '--work-dir',
+         str(new), '--resume'],
+        cwd=tmp_path).stdout
+    assert f'named {str(old / "epoch_1.pth")!r}, outside the work dir' in log
+    assert f'resumed from the latest checkpoint {new / "epoch_1.pth"}' in log
+    assert (new / 'last_checkpoint').read_text() == str(new / 'epoch_2.pth')
+    assert not (old / 'epoch_2.pth').exists()
+    torch.testing.assert_close(
+        _ctx(new / 'epoch_2.pth'),
+        _ctx(trained['work_dir'] / 'epoch_2.pth'),
+        rtol=0,
+        atol=1e-6)

@@ -22,7 +22,7 @@ from mmprompt.utils import (ATOMIC_BACKEND, AtomicLocalBackend,
                             existing_checkpoints, find_last_valid_checkpoint,
                             is_valid_checkpoint, load_checkpoint_file,
                             original_format, read_pointer,
-                            remove_partial_writes, strip_prefix)
+                            remove_partial_writes, repoint, strip_prefix)
 
 
 class _Toy(BaseModel):
@@ -309,6 +309,48 @@ def test_find_last_valid_checkpoint(tmp_path):
     assert find_last_valid_checkpoint(str(tmp_path)) is None
     assert existing_checkpoints(
         str(tmp_path)) == ['last_checkpoint', 'epoch_2.pth']
+
+
+def _save(folder, epoch, value=1.0):
+    path = folder / f'epoch_{epoch}.pth'
+    torch.save(
+        dict(
+            meta=dict(epoch=epoch, iter=3 * epoch),
+            state_dict=dict(w=torch.full((1, ), value))), path)
+    return str(path)
+
+
+def test_a_copied_work_dir_resumes_from_its_own_checkpoint(tmp_path):
+    """The pointer holds an absolute path: a copy of the work dir resumed
+    from the old folder's checkpoint while that one still existed."""
+    import shutil
+    old = tmp_path / 'old'
+    old.mkdir()
+    _save(old, 1)
+    (old / 'last_checkpoint').write_text(_save(old, 2))
+    new = tmp_path / 'new'
+    shutil.copytree(old, new)
+    mine = str(new / 'epoch_2.pth')
+    assert read_pointer(str(new)) == mine
+    assert read_pointer(str(new), resolve=False) == str(old / 'epoch_2.pth')
+    assert find_last_valid_checkpoint(str(new)) == mine
+    assert find_last_valid_checkpoint(str(old)) == str(old / 'epoch_2.pth')
+    # A relative pointer is read in its own folder.
+    (new / 'last_checkpoint').write_text('epoch_1.pth')
+    assert read_pointer(str(new)) == str(new / 'epoch_1.pth')
+    assert find_last_valid_checkpoint(str(new)) == str(new / 'epoch_1.pth')
+    # A pointer into CheckpointHook's out_dir (another folder, on purpose)
+    # is kept when the work dir has no file of that name.
+    out_dir = tmp_path / 'out' / 'new'
+    out_dir.mkdir(parents=True)
+    (new / 'last_checkpoint').write_text(_save(out_dir, 3))
+    assert read_pointer(str(new)) == str(out_dir / 'epoch_3.pth')
+    # repoint() rewrites the pointer of a copied work dir, once.
+    (new / 'last_checkpoint').write_text(str(old / 'epoch_2.pth'))
+    assert repoint(str(new)) == mine
+    assert (new / 'last_checkpoint').read_text() == mine
+    assert repoint(str(new)) is None
+    assert (old / 'last_checkpoint').read_text() == str(old / 'epoch_2.pth')
 
 
 def test_is_valid_checkpoint_needs_state_dict_and_meta(tmp_path):

@@ -16,7 +16,7 @@ from mmprompt.engine.rng import get_rng_state, set_rng_state
 from mmprompt.registry import HOOKS
 from mmprompt.utils import (ATOMIC_BACKEND, POINTER, atomic_write,
                             find_last_valid_checkpoint, read_pointer,
-                            remove_partial_writes)
+                            remove_partial_writes, repoint)
 
 __all__ = ['SafeCheckpointHook']
 
@@ -49,7 +49,9 @@ class SafeCheckpointHook(CheckpointHook):
       that does, with a warning
       (:func:`~mmprompt.utils.find_last_valid_checkpoint`), by making
       ``last_checkpoint`` name it before mmengine reads it
-      (``before_run``).
+      (``before_run``). A work dir copied or moved elsewhere resumes from
+      its own checkpoint, not the old folder's that the pointer's absolute
+      path names (:func:`~mmprompt.utils.repoint`).
     * **Random generators.** Python's, numpy's, torch's (and CUDA's)
       states are saved with each checkpoint (``before_save_checkpoint``)
       and restored at the start of resumed training (``before_train``,
@@ -135,7 +137,12 @@ class SafeCheckpointHook(CheckpointHook):
             folders.append(
                 osp.join(self.out_dir,
                          osp.basename(runner.work_dir.rstrip(osp.sep))))
-        named = read_pointer(runner.work_dir)
+        if is_main_process():
+            # A copied or moved work dir: its own checkpoint, not the old
+            # folder's that the absolute path in the pointer names.
+            repoint(runner.work_dir)
+        barrier()
+        named = read_pointer(runner.work_dir, resolve=False)
         found = find_last_valid_checkpoint(runner.work_dir, folders)
         # mmengine's auto-resume reads the pointer: make it name the file.
         if found is not None and found != named and is_main_process():

@@ -123,6 +123,23 @@ def test_auto_resume_skips_a_torn_pointer_and_partial_writes(tmp_path):
     assert _checkpoints(tmp_path) == [f'epoch_{i}.pth' for i in (1, 2, 3)]
 
 
+def test_a_copied_work_dir_resumes_from_its_own_checkpoint(tmp_path):
+    """The pointer's absolute path names the old folder, whose checkpoint
+    still exists (and differs): the copy resumes from its own."""
+    import shutil
+    old, new = tmp_path / 'old', tmp_path / 'new'
+    _runner(old, 2).train()
+    shutil.copytree(old, new)
+    checkpoint = load_checkpoint_file(str(old / 'epoch_2.pth'))
+    checkpoint['meta']['epoch'] = 1
+    torch.save(checkpoint, str(old / 'epoch_2.pth'))
+    runner = _runner(new, 3, resume=True)
+    runner.train()
+    assert runner.iter == 6  # from epoch 2, not the old folder's 'epoch 1'
+    assert (new / 'last_checkpoint').read_text() == str(new / 'epoch_3.pth')
+    assert not (old / 'epoch_3.pth').exists()
+
+
 def test_resumed_run_ends_bit_identical(tmp_path):
     """The generators' states travel with the checkpoint: the dropout masks
     drawn after resuming are those of the uninterrupted run."""
