@@ -190,3 +190,25 @@ def test_split_files_get_the_umask_mode(tree, tmp_path):
             p.name for p in other.parent.iterdir()) == ['split_zhou_X.json']
     finally:
         os.umask(old)
+
+
+def test_check_dataset_unknown_type_or_config(split_tree, tmp_path, capsys):
+    """An unknown dataset type is one error with close names (it was the
+    registry's KeyError once per split, exit 0 with a config); a missing
+    config is an error, not a traceback."""
+    check = load_tool('check_dataset')
+    with pytest.raises(SystemExit) as err:
+        check.main(['OxfordPet', '--data-root', str(split_tree['root'])])
+    message = str(err.value)
+    assert message.startswith('check_dataset.py: error:')
+    assert "'OxfordPet' is not a registered dataset type" in message
+    assert "'OxfordPets'" in message
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text('default_scope = "mmprompt"\n'
+                   'test_dataloader = dict(batch_size=2, dataset=dict('
+                   f'type="SplitJsonDatset", data_root=r"{tmp_path}"))\n')
+    with pytest.raises(SystemExit, match="Did you mean 'SplitJsonDataset'"):
+        check.main([str(cfg)])
+    with pytest.raises(SystemExit, match=r"config 'absent.py': no such file"):
+        check.main(['absent.py'])
+    assert 'cannot build' not in capsys.readouterr().out

@@ -61,6 +61,9 @@ def dataset_cfgs(args):
     """(name, dataset config) pairs to check."""
     if args.config_or_type.endswith('.py'):
         from mmengine.config import Config
+        if not osp.isfile(args.config_or_type):
+            raise SystemExit(f'check_dataset.py: error: config '
+                             f'{args.config_or_type!r}: no such file')
         cfg = Config.fromfile(args.config_or_type)
         out = []
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -74,7 +77,8 @@ def dataset_cfgs(args):
             out.append((key.replace('_dataloader', ''), ds))
         return out, cfg.get('default_scope', 'mmprompt')
     if args.data_root is None:
-        raise SystemExit('error: --data-root is required with a dataset type')
+        raise SystemExit('check_dataset.py: error: --data-root is required '
+                         'with a dataset type')
     out = []
     for split in args.splits:
         ds = dict(
@@ -98,7 +102,7 @@ def main(argv=None) -> int:
 
     import mmprompt  # noqa: F401
     from mmprompt.datasets import CoOpDataset
-    from mmprompt.registry import DATASETS
+    from mmprompt.registry import DATASETS, registry_hint
     cfgs, scope = dataset_cfgs(args)
     init_default_scope(scope)
     status = 0
@@ -107,6 +111,15 @@ def main(argv=None) -> int:
         cfg['pipeline'] = []
         cfg['serialize_data'] = False
         dataset_cls = DATASETS.get(cfg.get('type', ''))
+        if dataset_cls is None and isinstance(cfg.get('type'), str):
+            # the same mistake in every split: one error, with close names
+            try:
+                DATASETS.build(cfg)
+            except KeyError as err:
+                hint = registry_hint(err)
+                if hint is not None:
+                    raise SystemExit(
+                        f'check_dataset.py: error: {hint}') from None
         if isinstance(dataset_cls, type) and issubclass(
                 dataset_cls, CoOpDataset):
             # every image is checked below, with a full report
