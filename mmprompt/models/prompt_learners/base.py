@@ -2,6 +2,7 @@
 """What prompt learners share: the context's initialisation and the frozen
 tokens of the class names."""
 import json
+import logging
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -12,6 +13,9 @@ from mmengine.model import BaseModule
 from .prompts import ClassTokens, Prompts
 
 __all__ = ['BasePromptLearner']
+
+# The original's N_CTX: context vectors of a random init by default.
+DEFAULT_N_CTX = 16
 
 
 def _preview(names: Sequence[str], limit: int = 5) -> str:
@@ -36,11 +40,14 @@ class BasePromptLearner(BaseModule):
 
     Args:
         clip (OpenCLIP): The frozen CLIP the prompts are for.
-        n_ctx (int): Number of context vectors ``M`` for random init.
-            Defaults to 16.
+        n_ctx (int, optional): Number of context vectors ``M`` for random
+            init; None means 16 (the original's ``N_CTX``).
+            Defaults to None.
         ctx_init (str): Words whose token embeddings initialise the context;
-            they set ``M`` to their number of BPE tokens and ``n_ctx`` is then
-            ignored. ``''`` initialises ``N(0, 0.02)``. Defaults to ''.
+            as in the original CoOp and CoCoOp they set ``M`` to their
+            number of BPE tokens, and an ``n_ctx`` that disagrees is ignored
+            with a warning naming both. ``''`` initialises ``N(0, 0.02)``.
+            Defaults to ''.
         csc (bool): One context per class (class-specific context, CoOp's
             CSC) instead of one shared by all. Needs ``num_classes``.
             Defaults to False.
@@ -51,7 +58,7 @@ class BasePromptLearner(BaseModule):
 
     def __init__(self,
                  clip: nn.Module,
-                 n_ctx: int = 16,
+                 n_ctx: Optional[int] = None,
                  ctx_init: str = '',
                  csc: bool = False,
                  num_classes: Optional[int] = None,
@@ -77,7 +84,8 @@ class BasePromptLearner(BaseModule):
                 'csc=True learns one context per class, so the number of '
                 f'classes must be known at build time: got num_classes='
                 f'{num_classes!r}, expected a positive int')
-        if not ctx_init and (not isinstance(n_ctx, int) or n_ctx < 1):
+        if n_ctx is not None and (not isinstance(n_ctx, int)
+                                  or isinstance(n_ctx, bool) or n_ctx < 1):
             raise ValueError(f'n_ctx must be a positive int, got {n_ctx!r}')
         self.csc = csc
         self.ctx_init = ctx_init
@@ -96,7 +104,7 @@ class BasePromptLearner(BaseModule):
         # With csc: the classes the contexts belong to, once known.
         self.trained_class_names: Optional[List[str]] = None
 
-    def _init_context(self, n_ctx: int, ctx_init: str, csc: bool,
+    def _init_context(self, n_ctx: Optional[int], ctx_init: str, csc: bool,
                       num_classes: Optional[int]) -> Tuple[torch.Tensor, str]:
         clip = self.clip
         dtype = clip.dtype
@@ -111,6 +119,21 @@ class BasePromptLearner(BaseModule):
                     f'{len(words)} and misalign the class-name tokens)',
                     logger='current',
                     level=30)
+            if n_ctx is not None and n_ctx != len(bpe):
+                # The original's semantics (CoOp and CoCoOp alike): the
+                # words set the number of context vectors and N_CTX is
+                # ignored; its scripts pass N_CTX 16 with the ctxv1
+                # configs. A warning rather than an error, so that such
+                # settings keep giving the original's model.
+                print_log(
+                    f'n_ctx={n_ctx} is ignored: ctx_init={ctx_init!r} sets '
+                    f'the context to its {len(bpe)} tokens, so the prompt '
+                    f'learns {len(bpe)} context vectors, as the original '
+                    f'CoOp and CoCoOp do. Set n_ctx={len(bpe)} (or leave it '
+                    "out) to silence this, or ctx_init='' for "
+                    f'{n_ctx} random vectors.',
+                    logger='current',
+                    level=logging.WARNING)
             tokens = clip.tokenize(ctx_init).to(clip.device)
             with torch.no_grad():
                 embedding = clip.token_embedding(tokens).type(dtype)
@@ -119,6 +142,7 @@ class BasePromptLearner(BaseModule):
                 f'Initial context: {ctx_init!r} ({len(bpe)} tokens)',
                 logger='current')
             return ctx, ctx_init
+        n_ctx = DEFAULT_N_CTX if n_ctx is None else n_ctx
         shape = ((num_classes, n_ctx, clip.width) if csc else
                  (n_ctx, clip.width))
         ctx = torch.empty(shape, dtype=dtype, device=clip.device)
@@ -171,6 +195,16 @@ class BasePromptLearner(BaseModule):
                 f'cannot score {_preview(names)}: a class-specific context '
                 'belongs to one class and means nothing for another. Use a '
                 'shared context (csc=False) to transfer to new classes.')
+        if (self.csc and self.ctx.shape[0] != len(names)
+                and self.trained_class_names is None):
+            raise ValueError(
+                f'csc=True with num_classes={self.ctx.shape[0]}, but the '
+                f'data has {len(names)} classes {_preview(names)}: set '
+                f'num_classes={len(names)} (model.head.prompt_learner.'
+                'num_classes in a config), the number of classes the '
+                'class-specific contexts are learned for. (If these '
+                'contexts come from a checkpoint, it was trained on '
+                f'{self.ctx.shape[0]} classes and cannot score these.)')
         if self.csc and self.ctx.shape[0] != len(names):
             raise ValueError(
                 f'this prompt learner has class-specific contexts for '

@@ -29,9 +29,10 @@ class CoCoOpPromptLearner(BasePromptLearner):
 
     Args:
         clip (OpenCLIP): The frozen CLIP.
-        n_ctx (int): Number of context vectors for random init.
-            Defaults to 16.
-        ctx_init (str): Initialisation words (they set ``M``).
+        n_ctx (int, optional): Number of context vectors for random init;
+            None means 16. Defaults to None.
+        ctx_init (str): Initialisation words (they set ``M``; an
+            ``n_ctx`` that disagrees is ignored with a warning).
             Defaults to ''.
         bottleneck_ratio (int): ``D // hidden`` of the Meta-Net.
             Defaults to 16.
@@ -52,7 +53,7 @@ class CoCoOpPromptLearner(BasePromptLearner):
 
     def __init__(self,
                  clip: nn.Module,
-                 n_ctx: int = 16,
+                 n_ctx: Optional[int] = None,
                  ctx_init: str = '',
                  bottleneck_ratio: int = 16,
                  init_cfg: Optional[dict] = None) -> None:

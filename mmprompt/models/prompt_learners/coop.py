@@ -26,9 +26,10 @@ class CoOpPromptLearner(BasePromptLearner):
 
     Args:
         clip (OpenCLIP): The frozen CLIP.
-        n_ctx (int): Number of context vectors for random init.
-            Defaults to 16.
-        ctx_init (str): Initialisation words (they set ``M``); ``''`` for
+        n_ctx (int, optional): Number of context vectors for random init;
+            None means 16. Defaults to None.
+        ctx_init (str): Initialisation words (they set ``M``; an
+            ``n_ctx`` that disagrees is ignored with a warning); ``''`` for
             ``N(0, 0.02)``. Defaults to ''.
         csc (bool): Class-specific contexts. Defaults to False.
         num_classes (int, optional): Needed with ``csc=True``.
@@ -51,7 +52,7 @@ class CoOpPromptLearner(BasePromptLearner):
 
     def __init__(self,
                  clip: nn.Module,
-                 n_ctx: int = 16,
+                 n_ctx: Optional[int] = None,
                  ctx_init: str = '',
                  csc: bool = False,
                  num_classes: Optional[int] = None,

@@ -6,6 +6,8 @@ placeholders' embeddings replaced by the context the paper prescribes.
 
 Dropping a term of an equation (the context, CoCoOp's Meta-Net shift, the
 class-token position, the class-specific contexts) fails these tests."""
+import logging
+
 import coop_reference as reference
 import pytest
 import torch
@@ -115,3 +117,61 @@ def test_class_tokens_follow_the_class_names(clip):
     assert second.version != first.version
     torch.testing.assert_close(second.embeddings, first.embeddings.flip(0))
     assert second.name_lengths == first.name_lengths[::-1]
+
+
+@pytest.fixture
+def warnings_logged(monkeypatch):
+    """The WARNING messages the learners log."""
+    import mmprompt.models.prompt_learners.base as base
+    messages = []
+
+    def record(msg, logger=None, level=logging.INFO):
+        if level >= logging.WARNING:
+            messages.append(msg)
+
+    monkeypatch.setattr(base, 'print_log', record)
+    return messages
+
+
+@pytest.mark.parametrize('learner_type',
+                         [CoOpPromptLearner, CoCoOpPromptLearner])
+def test_n_ctx_that_ctx_init_overrides_is_said(clip, learner_type,
+                                               warnings_logged):
+    """As in the original CoOp and CoCoOp, the words of ctx_init set the
+    number of context vectors; an n_ctx that disagrees (e.g. the base
+    config's 16 under --cfg-options ...ctx_init='a photo of a') is ignored,
+    and now said so, naming both."""
+    learner = learner_type(clip, n_ctx=16, ctx_init='a photo of a')
+    assert learner.n_ctx == 4
+    assert len(warnings_logged) == 1
+    message = warnings_logged[0]
+    assert 'n_ctx=16' in message and "ctx_init='a photo of a'" in message
+    assert '4 context vectors' in message and 'n_ctx=4' in message
+    # An n_ctx that agrees, or none: nothing to say.
+    for kwargs in (dict(n_ctx=4), {}):
+        warnings_logged.clear()
+        assert learner_type(clip, ctx_init='a photo of a', **kwargs).n_ctx == 4
+        assert warnings_logged == []
+    # Random init: n_ctx vectors, 16 by default (the original's N_CTX).
+    assert learner_type(clip).n_ctx == 16
+    assert learner_type(clip, n_ctx=8).n_ctx == 8
+    for bad in (0, -1, 2.5, 'four'):
+        with pytest.raises(ValueError, match='n_ctx must be a positive'):
+            learner_type(clip, n_ctx=bad, ctx_init='a photo of a')
+
+
+def test_csc_num_classes_that_does_not_match_the_data(clip):
+    """A config's num_classes that is not the data's number of classes is
+    named with the number to set (it advised csc=False before)."""
+    learner = CoOpPromptLearner(clip, n_ctx=4, csc=True, num_classes=3)
+    with pytest.raises(ValueError) as err:
+        learner.set_class_names(NAMES)
+    message = str(err.value)
+    assert 'num_classes=3' in message and '4 classes' in message
+    assert 'num_classes=4' in message
+    assert 'model.head.prompt_learner.num_classes' in message
+    assert "'dog'" in message
+    assert 'csc=False' not in message
+    learner = CoOpPromptLearner(clip, n_ctx=4, csc=True, num_classes=4)
+    learner.set_class_names(NAMES)
+    assert learner().context.shape[:2] == (1, 4)
