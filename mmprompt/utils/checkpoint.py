@@ -29,6 +29,7 @@ apis and tools build on it.
 """
 import errno
 import glob
+import inspect
 import logging
 import os
 import os.path as osp
@@ -51,10 +52,13 @@ __all__ = [
     'CheckpointMismatchError', 'CheckpointWriteError', 'load_checkpoint_file',
     'register_checkpoint_loader', 'register_safe_globals', 'strip_prefix',
     'LEARNER_PREFIX', 'original_format', 'checkpoint_filter_fn',
-    'convert_coop_state_dict', 'check_checkpoint_fits', 'CHECKPOINT_PATTERNS',
-    'POINTER', 'existing_checkpoints', 'read_pointer', 'repoint',
-    'is_valid_checkpoint', 'find_last_valid_checkpoint', 'atomic_write',
-    'remove_partial_writes', 'AtomicLocalBackend', 'ATOMIC_BACKEND'
+    'convert_coop_state_dict', 'check_checkpoint_fits', 'TRAINED_ON',
+    'weights_fingerprint', 'weights_match', 'init_options', 'describe_model',
+    'record_trained_on', 'trained_on_differences', 'check_trained_on',
+    'CHECKPOINT_PATTERNS', 'POINTER', 'existing_checkpoints', 'read_pointer',
+    'repoint', 'is_valid_checkpoint', 'find_last_valid_checkpoint',
+    'atomic_write', 'remove_partial_writes', 'AtomicLocalBackend',
+    'ATOMIC_BACKEND'
 ]
 
 
@@ -513,6 +517,281 @@ def check_checkpoint_fits(model: nn.Module, state_dict: Dict[str, Any],
             f'{"; ".join(wrong)}. The config must build the prompt learner '
             'it was trained with (arch, n_ctx, ctx_init, csc and the number '
             'of classes for csc).')
+
+
+# ---------------------------------------------------------------------------
+# What a checkpoint was trained with
+# ---------------------------------------------------------------------------
+#: The key of ``checkpoint['meta']`` recording the model a checkpoint was
+#: trained with (:func:`record_trained_on`).
+TRAINED_ON = 'trained_on'
+#: How far the sampled weights of the same CLIP may differ: bf16 rounds to
+#: 2**-9 relative, fp16 to 2**-11 (subnormals to 6e-8 absolute).
+_WEIGHTS_RTOL, _WEIGHTS_ATOL = 1e-2, 1e-4
+_IGNORE_HINT = ('--ignore-checkpoint-meta (tools/train.py, tools/test.py) or '
+                'ignore_checkpoint_meta=True (PromptInferencer)')
+
+
+def weights_fingerprint(module: nn.Module,
+                        tensors: int = 16,
+                        per_tensor: int = 4) -> List[float]:
+    """A few values of a model's weights, to tell its weights apart.
+
+    ``per_tensor`` values at fixed positions of ``tensors`` weight matrices
+    (the floating tensors of two or more dimensions, by name, evenly
+    spaced), read from the loaded model in memory: microseconds, where a
+    hash of a CLIP's file would read hundreds of MB at every save. Unlike
+    the file's path, size or time, the values do not change when the file
+    is copied, moved or converted to another format; compared with
+    :func:`weights_match`, they do not change with the precision either
+    (fp32, fp16, bf16). Matrices are never initialised to a constant, so
+    two random initialisations differ too.
+
+    Args:
+        module (nn.Module): The model, e.g. ``OpenCLIP.model``.
+        tensors (int): How many weight matrices to sample. Defaults to 16.
+        per_tensor (int): Values per matrix. Defaults to 4.
+
+    Returns:
+        list[float]: The values, in a fixed order.
+
+    Examples:
+        >>> import torch.nn as nn
+        >>> model = nn.Linear(3, 2)
+        >>> len(weights_fingerprint(model))  # one matrix: 'weight'
+        4
+        >>> weights_match(weights_fingerprint(model),
+        ...               weights_fingerprint(model.half()))
+        True
+    """
+    state = module.state_dict()
+    names = sorted(k for k, v in state.items() if isinstance(v, torch.Tensor)
+                   and v.is_floating_point() and v.dim() >= 2)
+    if len(names) > tensors:
+        names = [
+            names[i * (len(names) - 1) // (tensors - 1)]
+            for i in range(tensors)
+        ]
+    values = []
+    for name in names:
+        flat = state[name].detach().reshape(-1)
+        positions = sorted({
+            i * (flat.numel() - 1) // max(per_tensor - 1, 1)
+            for i in range(per_tensor)
+        })
+        values.extend(float(flat[i].float()) for i in positions)
+    return values
+
+
+def weights_match(saved: Sequence[float], current: Sequence[float]) -> bool:
+    """Whether two :func:`weights_fingerprint` s are of the same weights,
+    whatever the precision each was loaded in."""
+    if len(saved) != len(current):
+        return False
+    return bool(
+        np.allclose(
+            np.asarray(saved, dtype=np.float64),
+            np.asarray(current, dtype=np.float64),
+            rtol=_WEIGHTS_RTOL,
+            atol=_WEIGHTS_ATOL))
+
+
+def init_options(module: nn.Module) -> Dict[str, Any]:
+    """The arguments of ``module``'s ``__init__`` that it keeps as plain
+    attributes of the same name, if they are strings, numbers, booleans or
+    None (``n_ctx``, ``ctx_init``, ``csc``, ``class_token_position`` of a
+    prompt learner). Properties are left out: they are derived state (e.g.
+    ``num_classes``, the number of class names scored now).
+
+    Args:
+        module (nn.Module): E.g. a prompt learner.
+
+    Returns:
+        dict: Name to value, in the order of the signature.
+
+    Examples:
+        >>> import torch.nn as nn
+        >>> init_options(nn.Dropout(0.3))
+        {'p': 0.3, 'inplace': False}
+    """
+    options = {}
+    for name in inspect.signature(type(module).__init__).parameters:
+        if name in ('self', 'init_cfg') or isinstance(
+                getattr(type(module), name, None), property):
+            continue
+        value = vars(module).get(name, _MISSING)
+        if value is None or isinstance(value, (str, int, float, bool)):
+            options[name] = value
+    return options
+
+
+_MISSING = object()
+
+
+def describe_model(model: nn.Module) -> Optional[Dict[str, Any]]:
+    """What ``model`` would record as trained with: its
+    ``checkpoint_meta()`` (``PromptClassifier`` has one), or None.
+
+    Args:
+        model (nn.Module): The model or its DDP wrapper.
+
+    Returns:
+        dict | None: E.g. ``{'clip': {'arch', 'pretrained', 'weights'},
+        'head': 'CoOpHead', 'prompt_learner': {'type', 'n_ctx', ...}}``.
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    describe = getattr(model, 'checkpoint_meta', None)
+    return describe() if callable(describe) else None
+
+
+def record_trained_on(checkpoint: dict,
+                      model: nn.Module,
+                      class_names: Optional[Sequence[str]] = None) -> None:
+    """Record in ``checkpoint['meta']['trained_on']`` what ``model`` is
+    (:func:`describe_model`) and the classes it was trained on.
+
+    Args:
+        checkpoint (dict): The checkpoint about to be saved.
+        model (nn.Module): The model (or its DDP wrapper). A model without
+            ``checkpoint_meta()`` records nothing.
+        class_names (Sequence[str], optional): The training set's classes.
+            Defaults to None: the classes the model scores now.
+
+    Examples:
+        >>> import torch.nn as nn
+        >>> class Model(nn.Linear):
+        ...     def checkpoint_meta(self):
+        ...         return dict(head='LinearHead')
+        >>> checkpoint = dict(meta=dict(epoch=1))
+        >>> record_trained_on(checkpoint, Model(2, 2), ['cat', 'dog'])
+        >>> checkpoint['meta']['trained_on']
+        {'head': 'LinearHead', 'class_names': ['cat', 'dog']}
+    """
+    meta = describe_model(model)
+    if meta is None:
+        return
+    if class_names is None and not is_model_wrapper(model):
+        class_names = getattr(model, 'class_names', None)
+    if class_names:
+        meta['class_names'] = [str(name) for name in class_names]
+    if not isinstance(checkpoint.get('meta'), dict):
+        checkpoint['meta'] = {}
+    checkpoint['meta'][TRAINED_ON] = meta
+
+
+def _flatten(meta: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
+    flat = {}
+    for key, value in meta.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f'{prefix}{key}.'))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def trained_on_differences(saved: Dict[str, Any],
+                           current: Dict[str, Any]) -> List[str]:
+    """How the model a checkpoint records differs from the current one.
+
+    Compared: the CLIP's arch and weights (:func:`weights_match`; not the
+    ``pretrained`` path, which changes from machine to machine), the head's
+    type, the prompt learner's type and options. Not compared: the class
+    names (a shared context scores any classes; class-specific contexts
+    refuse others themselves) and anything only one side records.
+
+    Args:
+        saved (dict): ``checkpoint['meta']['trained_on']``.
+        current (dict): :func:`describe_model` of the model.
+
+    Returns:
+        list[str]: One line per difference, naming both sides; empty if
+        they agree.
+
+    Examples:
+        >>> trained_on_differences(
+        ...     {'clip': {'arch': 'ViT-B-16'}, 'head': 'CoOpHead'},
+        ...     {'clip': {'arch': 'RN50'}, 'head': 'CoOpHead'})
+        ["clip.arch: 'ViT-B-16' in the checkpoint, 'RN50' in the config"]
+    """
+    saved, current = _flatten(saved), _flatten(current)
+    lines = []
+    for key, value in saved.items():
+        if key in ('class_names', 'clip.weights', 'clip.pretrained'
+                   ) or key not in current or current[key] == value:
+            continue
+        lines.append(f'{key}: {value!r} in the checkpoint, {current[key]!r} '
+                     'in the config')
+    weights, now = saved.get('clip.weights'), current.get('clip.weights')
+    if weights is not None and now is not None and len(weights) == len(
+            now) and not weights_match(weights, now):
+        lines.append(
+            'clip weights: the checkpoint was trained on '
+            f"pretrained={saved.get('clip.pretrained')!r}, the config loads "
+            f"pretrained={current.get('clip.pretrained')!r}, and their "
+            'values differ')
+    return lines
+
+
+def check_trained_on(checkpoint: Dict[str, Any],
+                     model: nn.Module,
+                     path: str,
+                     ignore: bool = False) -> None:
+    """Refuse a checkpoint trained with another CLIP or prompt learner.
+
+    A prompt fits any model whose tensor shapes match: CoOp's context
+    trained on ViT-B/16 loads into RN50 (both have text width 512), or
+    into a learner with the class name in another position, and gives a
+    wrong accuracy without an error. A checkpoint that records the model
+    it was trained with (:func:`record_trained_on`) is compared with
+    ``model`` (:func:`trained_on_differences`).
+
+    Checkpoints that record nothing (written before mmprompt recorded it,
+    or converted from the original code) load as before, with a warning
+    that they could not be checked.
+
+    Args:
+        checkpoint (dict): The loaded checkpoint.
+        model (nn.Module): The model it is loaded into (or its wrapper).
+        path (str): The checkpoint, for the messages.
+        ignore (bool): Load it despite differences (they are logged as a
+            warning). Defaults to False.
+
+    Raises:
+        CheckpointMismatchError: The recorded model differs, naming every
+            difference with both values and the way to load it anyway.
+    """
+    current = describe_model(model)
+    if current is None:
+        return
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    saved = meta.get(TRAINED_ON) if isinstance(meta, dict) else None
+    if not isinstance(saved, dict):
+        print_log(
+            f'checkpoint {path!r} does not record the model it was trained '
+            'with (written before mmprompt recorded it, or converted from '
+            "the original code): loading it without checking the config's "
+            'CLIP and prompt learner against it',
+            logger='current',
+            level=logging.WARNING)
+        return
+    lines = trained_on_differences(saved, current)
+    if not lines:
+        return
+    if ignore:
+        print_log(
+            f'checkpoint {path!r} was trained with another model than the '
+            f'config builds ({"; ".join(lines)}); loading it anyway, as '
+            'asked',
+            logger='current',
+            level=logging.WARNING)
+        return
+    raise CheckpointMismatchError(
+        f'checkpoint {path!r} was trained with another model than the '
+        f'config builds: {"; ".join(lines)}. Its prompt would load (the '
+        'shapes fit) and give wrong results. Use the config it was trained '
+        "with (the checkpoint's meta['cfg'] holds it), or, if you mean it, "
+        f'load it anyway with {_IGNORE_HINT}.')
 
 
 # ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 import errno
+import io
 import os
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from mmprompt.utils import (ATOMIC_BACKEND, AtomicLocalBackend,
                             is_valid_checkpoint, load_checkpoint_file,
                             original_format, read_pointer,
                             remove_partial_writes, repoint, strip_prefix)
+from mmprompt.utils.checkpoint import (TRAINED_ON, check_trained_on,
+                                       record_trained_on, weights_match)
 
 
 class _Toy(BaseModel):
@@ -464,3 +467,146 @@ def test_legacy_checkpoints_pass_the_checkpoint_module(name):
                 type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None),
             head=LEGACY_HEADS[name]))
     check_checkpoint_fits(model, state_dict, path)
+
+
+# ---------------------------------------------------------------------------
+# What a checkpoint was trained with
+# ---------------------------------------------------------------------------
+def _tiny(arch='mmprompt-tiny-vit', pretrained=None, **learner):
+    learner = dict(type='CoOpPromptLearner', n_ctx=4, **learner)
+    return MODELS.build(
+        dict(
+            type='PromptClassifier',
+            clip=dict(type='OpenCLIP', arch=arch, pretrained=pretrained),
+            head=dict(type='CoOpHead', prompt_learner=learner),
+            class_names=['cat', 'dog']))
+
+
+@pytest.fixture(scope='module')
+def clip_files(tmp_path_factory):
+    """The same random tiny CLIP in two formats and precisions, and
+    another one."""
+    from mmprompt.testing import (random_tiny_clip, save_open_clip_weights,
+                                  save_openai_state_dict)
+    folder = tmp_path_factory.mktemp('clips')
+    clip = random_tiny_clip('mmprompt-tiny-vit', seed=0)
+    save_open_clip_weights(clip, str(folder / 'open_clip.pt'))
+    save_openai_state_dict(clip, str(folder / 'openai_fp16.pt'))
+    save_open_clip_weights(
+        random_tiny_clip('mmprompt-tiny-vit', seed=1),
+        str(folder / 'other.pt'))
+    return folder
+
+
+def test_weights_fingerprint_tells_weights_apart(clip_files):
+    """The same weights under another file, format or precision match;
+    other weights (and another random initialisation) do not."""
+    one = _tiny(pretrained=str(clip_files / 'open_clip.pt'))
+    same = [_tiny(pretrained=str(clip_files / 'openai_fp16.pt'))] + [
+        MODELS.build(
+            dict(
+                type='PromptClassifier',
+                clip=dict(
+                    type='OpenCLIP',
+                    arch='mmprompt-tiny-vit',
+                    pretrained=str(clip_files / 'open_clip.pt'),
+                    precision=precision),
+                head=dict(type='ZeroShotHead')))
+        for precision in ('fp16', 'bf16')
+    ]
+    fingerprint = one.checkpoint_meta()['clip']['weights']
+    assert len(fingerprint) >= 16
+    for model in same:
+        assert weights_match(fingerprint,
+                             model.checkpoint_meta()['clip']['weights'])
+    for model in (_tiny(pretrained=str(clip_files / 'other.pt')), _tiny()):
+        assert not weights_match(fingerprint,
+                                 model.checkpoint_meta()['clip']['weights'])
+
+
+def _saved(model, **meta):
+    checkpoint = dict(meta=dict(epoch=1, **meta), state_dict={})
+    record_trained_on(checkpoint, model, ['cat', 'dog', 'bird'])
+    return checkpoint
+
+
+def test_record_trained_on():
+    model = _tiny()
+    checkpoint = _saved(model)
+    saved = checkpoint['meta'][TRAINED_ON]
+    assert saved['clip']['arch'] == 'mmprompt-tiny-vit'
+    assert saved['clip']['pretrained'] is None
+    assert saved['head'] == 'CoOpHead'
+    assert saved['prompt_learner'] == dict(
+        type='CoOpPromptLearner',
+        n_ctx=4,
+        ctx_init='',
+        csc=False,
+        class_token_position='end')
+    assert saved['class_names'] == ['cat', 'dog', 'bird']
+    # Saved and read weights-only, as every checkpoint.
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    buffer.seek(0)
+    assert load_checkpoint_file(buffer)['meta'][TRAINED_ON] == saved
+    # Without class names given: the model's own.
+    checkpoint = dict(meta={})
+    record_trained_on(checkpoint, model)
+    assert checkpoint['meta'][TRAINED_ON]['class_names'] == ['cat', 'dog']
+    # A model that cannot describe itself records nothing.
+    checkpoint = dict(meta={})
+    record_trained_on(checkpoint, nn.Linear(2, 2))
+    assert checkpoint == dict(meta={})
+
+
+def test_a_checkpoint_of_another_model_is_refused(clip_files):
+    """Every case has the same tensor shapes: only the record tells."""
+    trained = _tiny(pretrained=str(clip_files / 'open_clip.pt'))
+    checkpoint = _saved(trained)
+    check_trained_on(checkpoint, trained, 'ckpt.pth')
+    cases = [
+        # ViT and ResNet of equal text width, as ViT-B-16 and RN50.
+        (_tiny('mmprompt-tiny-rn'),
+         r"clip.arch: 'mmprompt-tiny-vit' in the checkpoint, "
+         r"'mmprompt-tiny-rn' in the config"),
+        (_tiny(
+            pretrained=str(clip_files / 'open_clip.pt'),
+            class_token_position='middle'),
+         r"prompt_learner.class_token_position: 'end' in the checkpoint, "
+         r"'middle' in the config"),
+        (_tiny(
+            pretrained=str(clip_files / 'open_clip.pt'),
+            ctx_init='a photo of a'),
+         r"prompt_learner.ctx_init: '' in the checkpoint, 'a photo of a' "
+         'in the config'),
+        (_tiny(pretrained=str(clip_files / 'other.pt')),
+         r"clip weights: the checkpoint was trained on pretrained='\S*"
+         r"open_clip.pt', the config loads pretrained='\S*other.pt', and "
+         'their values differ'),
+    ]
+    for model, expected in cases:
+        with pytest.raises(CheckpointMismatchError, match=expected) as err:
+            check_trained_on(checkpoint, model, 'ckpt.pth')
+        assert "checkpoint 'ckpt.pth' was trained with another model" in \
+            str(err.value)
+        assert '--ignore-checkpoint-meta' in str(err.value)
+        # What the user asks for explicitly loads, with a warning.
+        check_trained_on(checkpoint, model, 'ckpt.pth', ignore=True)
+    # The same weights copied elsewhere, in another format: no difference.
+    check_trained_on(checkpoint,
+                     _tiny(pretrained=str(clip_files / 'openai_fp16.pt')),
+                     'ckpt.pth')
+
+
+def test_a_checkpoint_that_records_nothing_loads_with_a_warning(monkeypatch):
+    from mmprompt.utils import checkpoint as module
+    logged = []
+    monkeypatch.setattr(module, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    check_trained_on(dict(meta=dict(epoch=1)), _tiny(), 'old.pth')
+    check_trained_on(dict(state_dict={}), _tiny(), 'converted.pth')
+    assert len(logged) == 2
+    assert "'old.pth' does not record the model it was trained" in logged[0]
+    # Models that cannot describe themselves are not checked.
+    check_trained_on(dict(meta={}), nn.Linear(2, 2), 'x.pth')
+    assert len(logged) == 2
