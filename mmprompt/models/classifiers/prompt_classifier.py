@@ -8,6 +8,7 @@ from mmpretrain.models.classifiers import BaseClassifier
 from mmpretrain.structures import DataSample
 
 from mmprompt.registry import MODELS
+from mmprompt.utils import init_options, weights_fingerprint
 
 __all__ = ['PromptClassifier', 'CLIP_MEAN', 'CLIP_STD']
 
@@ -90,6 +91,49 @@ class PromptClassifier(BaseClassifier):
                 space.
         """
         self.head.set_class_names(class_names)
+
+    def checkpoint_meta(self) -> dict:
+        """What a checkpoint of this model is trained with: recorded by
+        mmprompt's hooks when a checkpoint is saved and compared with the
+        model it is loaded into (:func:`mmprompt.utils.check_trained_on`).
+
+        Returns:
+            dict: ``clip`` (``arch``, ``pretrained`` and
+            :func:`~mmprompt.utils.weights_fingerprint` of the weights
+            loaded), ``head`` (its type) and, for a prompt head,
+            ``prompt_learner`` (its type and
+            :func:`~mmprompt.utils.init_options`).
+
+        Examples:
+            >>> from mmprompt.registry import MODELS
+            >>> model = MODELS.build(dict(
+            ...     type='PromptClassifier',
+            ...     clip=dict(type='OpenCLIP', arch='mmprompt-tiny-vit',
+            ...               pretrained=None),
+            ...     head=dict(type='CoOpHead', prompt_learner=dict(
+            ...         type='CoOpPromptLearner', n_ctx=4))))
+            >>> meta = model.checkpoint_meta()
+            >>> meta['clip']['arch'], meta['head']
+            ('mmprompt-tiny-vit', 'CoOpHead')
+            >>> learner = meta['prompt_learner']
+            >>> learner['type'], learner['n_ctx'], learner['ctx_init']
+            ('CoOpPromptLearner', 4, '')
+        """
+        clip = self.clip
+        arch = getattr(clip, 'arch', type(clip).__name__)
+        pretrained = getattr(clip, 'pretrained', None)
+        meta = dict(
+            clip=dict(
+                arch=arch,
+                pretrained=None if pretrained is None else str(pretrained),
+                # OpenCLIP keeps its open_clip model unregistered.
+                weights=weights_fingerprint(getattr(clip, 'model', clip))),
+            head=type(self.head).__name__)
+        learner = getattr(self.head, 'prompt_learner', None)
+        if learner is not None:
+            meta['prompt_learner'] = dict(
+                type=type(learner).__name__, **init_options(learner))
+        return meta
 
     def extract_feat(self, inputs: torch.Tensor) -> tuple:
         """L2-normalised image features ``((B, D), )`` of the frozen tower."""
