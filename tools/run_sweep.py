@@ -43,6 +43,10 @@ Protocols:
   the target's name). Both protocols train the same model: a sweep reuses
   the other protocol's finished training.
 
+``--demo`` sweeps the embedded demo instead (its config and data, made
+under ``data/mmprompt-demo`` if missing, and its 10 epochs for either
+method), e.g. ``python tools/run_sweep.py base2new --demo --seeds 1 2 3``.
+
 A run whose metrics file exists is skipped; a training run with a
 checkpoint but no final one is resumed (``--resume``), one without any is
 restarted. A failed run is reported and the sweep goes on; the exit status
@@ -54,6 +58,7 @@ Examples:
         --datasets caltech101 dtd --shots 1 2 4 8 16 --dry-run
     python tools/run_sweep.py cross-dataset --method cocoop \\
         --cfg-options model.clip.pretrained=/data/clip/ViT-B-16.pt
+    python tools/run_sweep.py base2new --method coop --demo --seeds 1 2 3
 """
 import argparse
 import copy
@@ -71,6 +76,14 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
 TEST = osp.join(ROOT, 'tools', 'test.py')
 METRICS_FILE = 'metrics.json'
+#: ``--demo``: the demo's configs, data folder and dataset name.
+DEMO_CONFIG = osp.join(
+    ROOT, 'configs', 'demo',
+    '{method}_tiny-vit_shapes_1xb4-ep10_base2new-16shot-shapes.py')
+DEMO_DATA = 'data/mmprompt-demo'
+DEMO_DATASET = 'shapes'
+#: Protocols that run on the demo: it is one dataset, without ImageNet.
+DEMO_PROTOCOLS = ('fewshot', 'base2new')
 RECORD_FILE = 'sweep.json'
 
 
@@ -372,12 +385,13 @@ class Planner:
         options['train_dataloader.dataset.num_shots'] = shots
         if has_val:
             options['val_dataloader.dataset.num_shots'] = shots
-        epochs = EPOCHS[args.method](dataset_name, shots)
-        options.update({
-            'train_cfg.max_epochs': epochs,
-            'train_cfg.val_interval': epochs,
-            'param_scheduler.T_max': epochs,
-        })
+        if not args.demo:  # the demo keeps its config's 10 epochs
+            epochs = EPOCHS[args.method](dataset_name, shots)
+            options.update({
+                'train_cfg.max_epochs': epochs,
+                'train_cfg.val_interval': epochs,
+                'param_scheduler.T_max': epochs,
+            })
         if backbone is not None:
             options['model.clip.arch'] = BACKBONES[backbone]
         try:
@@ -588,6 +602,12 @@ def run_step(step: Step, cmd: List[str]) -> Tuple[bool, str]:
     return True, ''
 
 
+def prepare_demo(data_root: str) -> None:
+    """Make the demo's data (images, split file, tiny CLIP) if missing."""
+    from mmprompt.demo import prepare_demo_data
+    prepare_demo_data(data_root)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     """Parse the command line of ``tools/run_sweep.py``."""
     parser = argparse.ArgumentParser(
@@ -616,6 +636,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         '(no dataset options, no drop_last rule), naming its folders NAME; '
         'for a dataset of your own. The shots, seeds, classes and epochs '
         'are still set')
+    parser.add_argument(
+        '--demo',
+        action='store_true',
+        help='sweep the embedded demo: its config for --method, its data '
+        f'(made under {DEMO_DATA} if missing), its 10 epochs, folders named '
+        f'{DEMO_DATASET!r}; fewshot and base2new only')
     parser.add_argument(
         '--backbone',
         nargs='+',
@@ -655,6 +681,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     protocol = PROTOCOLS[args.protocol]
     if args.method is None:
         args.method = 'coop' if args.protocol == 'fewshot' else 'cocoop'
+    if args.demo:
+        if args.protocol not in DEMO_PROTOCOLS:
+            parser.error(f'--demo runs {" and ".join(DEMO_PROTOCOLS)}; '
+                         f'{args.protocol} needs ImageNet')
+        given = [
+            option
+            for option, value in (('--config', args.config),
+                                  ('--config-dataset', args.config_dataset),
+                                  ('--datasets', args.datasets),
+                                  ('--backbone', args.backbone)) if value
+        ]
+        if given:
+            parser.error(f'--demo sets the config, the dataset and the '
+                         f'backbone; leave out {", ".join(given)}')
+        args.config = DEMO_CONFIG.format(method=args.method)
+        args.config_dataset = DEMO_DATASET
     if args.config is None and args.method not in protocol.configs:
         parser.error(f'{args.protocol} has no {args.method} config; '
                      f'methods: {", ".join(protocol.configs)}; or give '
@@ -693,6 +735,8 @@ def main(argv=None) -> int:
         the sweep could not be planned.
     """
     args = parse_args(argv)
+    if args.demo and not args.dry_run:
+        prepare_demo(DEMO_DATA)
     try:
         jobs = Planner(args).plan()
     except (ValueError, FileNotFoundError) as err:

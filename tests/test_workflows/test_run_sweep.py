@@ -371,3 +371,52 @@ def test_config_dataset_keeps_the_configs_data(capsys, tmp_path):
     assert opts['train_dataloader.dataset.num_shots'] == '16'
     with pytest.raises(SystemExit):
         run_sweep.parse_args(['base2new', '--config-dataset', 'shapes'])
+
+
+@pytest.mark.parametrize('method', ['coop', 'cocoop'])
+def test_demo_sweep_as_documented(method, capsys, tmp_path, monkeypatch):
+    """``--demo``: the demo's config and data, its 10 epochs (not CoOp's
+    200), folders under ``shapes``; the data is made when missing (not in a
+    dry run)."""
+    argv = [
+        'base2new', '--method', method, '--demo', '--seeds', '1', '2',
+        '--work-dir',
+        str(tmp_path / 'work_dirs')
+    ]
+    made = []
+    monkeypatch.setattr(run_sweep, 'prepare_demo', made.append)
+    assert run_sweep.main(argv + ['--dry-run']) == 0
+    assert made == []
+    cmds = commands(capsys.readouterr().out)
+    assert [c[1].rsplit('/', 1)[-1]
+            for c in cmds[:3]] == ['train.py', 'test.py', 'test.py']
+    train = cmds[0]
+    assert train[2] == str(
+        REPO_ROOT / 'configs' / 'demo' /
+        f'{method}_tiny-vit_shapes_1xb4-ep10_base2new-16shot-shapes.py')
+    run = (f'{method}_mmprompt-tiny-vit_clip-openai_1xb4-ep10_'
+           'base2new-16shot-shapes')
+    assert work_dir(train).parts[-4:] == ('base2new', 'shapes', run, 'seed1')
+    assert work_dir(cmds[2]).parts[-2:] == (f'{run}_new', 'seed1')
+    opts = options(train)
+    assert not any(
+        key.startswith(('train_cfg', 'param_scheduler')) for key in opts)
+    assert opts['train_dataloader.dataset.subsample_classes'] == 'base'
+    assert opts['randomness.seed'] == '1'
+    assert len(cmds) == 6  # 2 seeds x (train, base test, new test)
+    # a real sweep makes the demo data first (the tools run with the
+    # demo config's relative data root, from the current folder)
+    monkeypatch.setattr(run_sweep, 'run_step', lambda step, cmd: (True, ''))
+    monkeypatch.chdir(tmp_path)
+    run_sweep.main(argv)
+    assert made == ['data/mmprompt-demo']
+    for bad in (['--config',
+                 train[2]], ['--backbone',
+                             'resnet50'], ['--datasets',
+                                           'dtd'], ['--config-dataset', 'x']):
+        with pytest.raises(SystemExit):
+            run_sweep.parse_args(['base2new', '--demo'] + bad)
+        assert '--demo' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_sweep.parse_args(['dg', '--demo'])
+    assert 'dg' in capsys.readouterr().err
