@@ -373,6 +373,19 @@ class OpenCLIP(BaseModule):
             "open_clip's own transformer (e.g. ViT-B-16, RN50)")
 
     @property
+    def activation(self) -> str:
+        """The activation of the transformer blocks: ``'QuickGELU'`` (OpenAI's
+        weights, ``-quickgelu`` archs) or ``'GELU'``. Two readings of one
+        weight file can differ in it alone (see ``weights_format``).
+
+        Examples:
+            >>> from mmprompt.models import OpenCLIP
+            >>> OpenCLIP('mmprompt-tiny-vit', pretrained=None).activation
+            'QuickGELU'
+        """
+        return _activation_name(self.model)
+
+    @property
     def text_pool_type(self) -> str:
         tower = self._text
         return getattr(tower, 'text_pool_type',

@@ -66,11 +66,13 @@ def _features(clip, images, texts):
 
 
 def _activations(clip):
-    return {
+    found = {
         type(m).__name__
         for m in clip.model.modules()
         if type(m).__name__ in ('GELU', 'QuickGELU')
     }
+    assert found == {clip.activation}
+    return found
 
 
 @pytest.mark.parametrize('base', sorted(SIZES))
