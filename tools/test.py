@@ -7,6 +7,12 @@ checkpoint of the original CoOp / CoCoOp code
 (``prompt_learner/model.pth.tar-N``) is read as well, directly or after
 ``tools/model_converters/coop_to_mmprompt.py``.
 
+A checkpoint that records another CLIP (arch or weights) or prompt learner
+(type or options) than the config builds is refused, naming each
+difference; ``--ignore-checkpoint-meta`` tests it all the same. A model
+that learns a prompt is not tested without a checkpoint unless
+``--allow-untrained``; zero-shot CLIP needs none.
+
 Examples:
     python tools/test.py CONFIG work_dirs/run1/epoch_10.pth
     python tools/test.py CONFIG CKPT --out preds.json
@@ -25,9 +31,11 @@ from typing import Any, Dict, Optional
 # First: registers mmprompt's modules and the weights_only-safe loader.
 import mmprompt  # noqa: F401  # isort: skip
 import mmengine
+import torch.nn as nn
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from mmprompt.engine import CheckpointFitHook, TestProgressHook
@@ -56,8 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='?',
         help='a checkpoint written by tools/train.py, converted by '
         'tools/model_converters/coop_to_mmprompt.py, or written by the '
-        'original CoOp/CoCoOp code; leave it out to evaluate the model as '
-        'the config builds it (zero-shot CLIP configs)')
+        'original CoOp/CoCoOp code; defaults to the config\'s load_from. '
+        'Only a model that learns nothing (zero-shot CLIP) is tested '
+        'without one, unless --allow-untrained')
     parser.add_argument(
         '--work-dir',
         help='where the test log goes; defaults to the config\'s work_dir, '
@@ -83,6 +92,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--amp',
         action='store_true',
         help='run the test loop under autocast (fp16 on GPUs, bf16 on CPU)')
+    parser.add_argument(
+        '--allow-untrained',
+        action='store_true',
+        help='test a model that learns a prompt without a checkpoint, i.e. '
+        'its initial prompt (random context or the ctx_init words), e.g. '
+        'as a baseline; refused otherwise')
+    parser.add_argument(
+        '--ignore-checkpoint-meta',
+        action='store_true',
+        help='test a checkpoint although it records another CLIP (arch or '
+        'weights) or prompt learner (type or options) than the config '
+        'builds; the differences are logged as a warning. Refused '
+        'otherwise: the shapes fit, the results would be wrong')
     parser.add_argument(
         '--no-progress',
         action='store_true',
@@ -146,6 +168,56 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     return checkpoint
 
 
+def check_checkpoint(path: str) -> None:
+    """Refuse a URL, or a file that is missing or does not read as a
+    checkpoint (:func:`read_checkpoint`)."""
+    if '://' in path:
+        # mmengine reads URLs through torch.hub with weights_only=False,
+        # i.e. a downloaded file could run code when loaded.
+        raise SystemExit(
+            f'test.py: error: checkpoint {path!r} is not a local file; '
+            "mmengine's URL loaders unpickle without weights_only, so "
+            'download it first and pass the local path')
+    read_checkpoint(osp.expanduser(path))
+
+
+def check_untrained(model: nn.Module, args: argparse.Namespace) -> None:
+    """Refuse to test without a checkpoint a model that learns something,
+    unless ``--allow-untrained``.
+
+    Args:
+        model (nn.Module): The model the config builds (or its wrapper).
+        args (argparse.Namespace): The command line.
+
+    Raises:
+        SystemExit: The model has trainable parameters (a prompt learner),
+            no checkpoint was given and ``--allow-untrained`` was not.
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    learned = [n for n, p in model.named_parameters() if p.requires_grad]
+    if not learned:
+        print_log(
+            'no checkpoint given: testing the model as the config builds '
+            'it, which learns nothing (zero-shot)',
+            logger='current')
+        return
+    shown = ', '.join(learned[:4]) + (', ...' if len(learned) > 4 else '')
+    if not args.allow_untrained:
+        raise SystemExit(
+            f'test.py: error: no checkpoint given, and the model of '
+            f'{args.config!r} learns {shown}: it would be tested with its '
+            'initial prompt (random context, or the ctx_init words), not a '
+            'trained one. Give the checkpoint written by tools/train.py '
+            '(test.py CONFIG CHECKPOINT), or --allow-untrained to test the '
+            'initial prompt (e.g. as a baseline).')
+    print_log(
+        f'no checkpoint given: testing the initial, untrained values of '
+        f'{shown}, as --allow-untrained asks',
+        logger='current',
+        level=logging.WARNING)
+
+
 def check_out_writable(out: str) -> None:
     """Refuse an ``--out`` that cannot be written, before anything runs.
 
@@ -207,7 +279,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = default_work_dir(args.config)
-    cfg.load_from = args.checkpoint
+    if args.checkpoint is not None:
+        cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.amp:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
@@ -231,28 +304,27 @@ def main(argv=None) -> Optional[dict]:
     if not osp.isfile(args.config):
         raise SystemExit(f'test.py: error: config {args.config!r}: no such '
                          'file')
-    if args.checkpoint is None:
-        print_log(
-            'no checkpoint given: evaluating the model as the config builds '
-            'it (zero-shot CLIP, or prompts at their initial values)',
-            logger='current')
-    elif '://' in args.checkpoint:
-        # mmengine reads URLs through torch.hub with weights_only=False,
-        # i.e. a downloaded file could run code when loaded.
-        raise SystemExit(
-            f'test.py: error: checkpoint {args.checkpoint!r} is not a local '
-            "file; mmengine's URL loaders unpickle without weights_only, so "
-            'download it first and pass the local path')
     if args.checkpoint is not None:
         # Read once up front: an unsafe or unreadable file is refused before
         # minutes go into building a CLIP and a dataset.
-        read_checkpoint(osp.expanduser(args.checkpoint))
+        check_checkpoint(args.checkpoint)
     cfg = merge_args(Config.fromfile(args.config), args)
+    checkpoint = cfg.get('load_from')
+    if checkpoint and args.checkpoint is None:
+        print_log(
+            f'no CHECKPOINT argument: testing the config\'s load_from '
+            f'{checkpoint!r}',
+            logger='current')
+        check_checkpoint(str(checkpoint))
 
     try:
         runner = Runner.from_cfg(cfg)
-        if args.checkpoint is not None:
-            runner.register_hook(CheckpointFitHook(args.checkpoint))
+        if checkpoint:
+            runner.register_hook(
+                CheckpointFitHook(
+                    str(checkpoint), ignore_meta=args.ignore_checkpoint_meta))
+        else:
+            check_untrained(runner.model, args)
         if not args.no_progress:
             runner.register_hook(TestProgressHook())
         if args.out is not None and args.out_item == 'pred':

@@ -11,8 +11,11 @@ Examples:
 
 A run that does not resume refuses a work dir that already holds
 checkpoints (they would be overwritten): pass --resume, another --work-dir,
-or move them away. Without a GPU, ``--launcher pytorch`` trains on CPUs with
-gloo. docs/reliability.md says what survives a crash.
+or move them away. A checkpoint to resume or start from that records
+another CLIP or prompt learner than the config builds is refused
+(``--ignore-checkpoint-meta`` loads it all the same); every checkpoint
+saved records what the model is. Without a GPU, ``--launcher pytorch``
+trains on CPUs with gloo. docs/reliability.md says what survives a crash.
 """
 import argparse
 import errno
@@ -55,6 +58,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         const='auto',
         help='resume training: from CHECKPOINT if given, otherwise from the '
         'last checkpoint in the work dir')
+    parser.add_argument(
+        '--ignore-checkpoint-meta',
+        action='store_true',
+        help='resume or start from a checkpoint (--resume, load_from) '
+        'although it records another CLIP (arch or weights) or prompt '
+        'learner (type or options) than the config builds; the differences '
+        'are logged as a warning. Refused otherwise')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -285,9 +295,12 @@ def main(argv=None) -> None:
     try:
         runner = Runner.from_cfg(cfg)
         # mmengine loads with strict=False and only warns on a misshapen
-        # tensor: a checkpoint of another arch or n_ctx is refused instead,
-        # and one of the original code is converted.
-        runner.register_hook(CheckpointFitHook())
+        # tensor: a checkpoint of another arch or n_ctx is refused instead
+        # (also one of equal shapes that records another CLIP or prompt
+        # learner), and one of the original code is converted. It also
+        # records what the model is in every checkpoint saved.
+        runner.register_hook(
+            CheckpointFitHook(ignore_meta=args.ignore_checkpoint_meta))
         runner.train()
     except KeyError as err:
         hint = registry_hint(err)

@@ -16,7 +16,8 @@ from mmengine.runner import CheckpointLoader
 # Registers mmprompt's modules and its weights_only checkpoint loaders.
 import mmprompt  # noqa: F401  # isort: skip
 from mmprompt.registry import DATASETS, MODELS, TRANSFORMS
-from mmprompt.utils import check_checkpoint_fits, checkpoint_filter_fn
+from mmprompt.utils import (check_checkpoint_fits, check_trained_on,
+                            checkpoint_filter_fn)
 
 __all__ = ['PromptInferencer', 'ImageInput']
 
@@ -46,9 +47,10 @@ class PromptInferencer:
             (its ``model`` and test pipeline are used).
         checkpoint (str, optional): A checkpoint of ``tools/train.py``, or
             one of the original CoOp / CoCoOp code. Read through mmengine's
-            ``CheckpointLoader`` with ``weights_only=True``. None keeps the
-            model as the config builds it (e.g. zero-shot CLIP).
-            Defaults to None.
+            ``CheckpointLoader`` with ``weights_only=True``; refused if it
+            does not fit the model or records another model than it (see
+            ``ignore_checkpoint_meta``). None keeps the model as the config
+            builds it (e.g. zero-shot CLIP). Defaults to None.
         class_names (Sequence[str], optional): The default classes. If None:
             a CSC checkpoint's own classes, else those of the config's test
             set if it can be read, else they must be given to
@@ -57,6 +59,11 @@ class PromptInferencer:
         cfg_options (dict, optional): Overrides merged into the config, e.g.
             ``{'model.clip.pretrained': '/data/ViT-B-16.pt'}``.
             Defaults to None.
+        ignore_checkpoint_meta (bool): Load a checkpoint that records
+            another CLIP (arch or weights) or prompt learner (type or
+            options) than the config builds, with a warning naming the
+            differences; refused otherwise
+            (:func:`mmprompt.utils.check_trained_on`). Defaults to False.
 
     Examples:
         >>> from mmprompt.apis import PromptInferencer
@@ -73,7 +80,8 @@ class PromptInferencer:
                  checkpoint: Optional[str] = None,
                  class_names: Optional[Sequence[str]] = None,
                  device: Union[str, torch.device] = 'cpu',
-                 cfg_options: Optional[dict] = None) -> None:
+                 cfg_options: Optional[dict] = None,
+                 ignore_checkpoint_meta: bool = False) -> None:
         if isinstance(config, str):
             if not osp.isfile(config):
                 raise FileNotFoundError(f'config {config!r}: no such file')
@@ -86,6 +94,7 @@ class PromptInferencer:
             cfg.merge_from_dict(cfg_options)
         self.cfg = cfg
         self.device = torch.device(device)
+        self.ignore_checkpoint_meta = ignore_checkpoint_meta
         scope = cfg.get('default_scope', 'mmprompt')
         with DefaultScope.overwrite_default_scope(scope):
             self.model = self._build_model(cfg, checkpoint)
@@ -112,14 +121,18 @@ class PromptInferencer:
                 f'{type(model).__name__} has no set_class_names(); '
                 'PromptInferencer needs a PromptClassifier config')
         if checkpoint is not None:
-            self._load_checkpoint(model, checkpoint)
+            self._load_checkpoint(model, checkpoint,
+                                  self.ignore_checkpoint_meta)
         model.to(self.device)
         model.eval()
         return model
 
     @staticmethod
-    def _load_checkpoint(model: nn.Module, path: str) -> None:
-        """Load the learned prompt; every learned tensor is required."""
+    def _load_checkpoint(model: nn.Module,
+                         path: str,
+                         ignore_meta: bool = False) -> None:
+        """Load the learned prompt; every learned tensor is required, and
+        the model it records it was trained with must be this one."""
         if '://' not in path and not osp.isfile(osp.expanduser(path)):
             raise FileNotFoundError(
                 f'checkpoint {path!r}: no such file; give a checkpoint '
@@ -137,6 +150,9 @@ class PromptInferencer:
         # of class-specific contexts, is optional: converted checkpoints
         # lack it), and nothing the model does not have.
         check_checkpoint_fits(model, state_dict, path)
+        # Equal shapes do not make the same model: the CLIP, the learner's
+        # options (e.g. class_token_position) must be those it learned with.
+        check_trained_on(checkpoint, model, path, ignore=ignore_meta)
         result = model.load_state_dict(state_dict, strict=False)
         if result.unexpected_keys:
             raise ValueError(

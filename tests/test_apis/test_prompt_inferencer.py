@@ -8,7 +8,8 @@ from inferencer_testing import CLASSES, make_clip, make_images, write_config
 from PIL import Image
 
 from mmprompt.apis import PromptInferencer
-from mmprompt.utils import UnsafeCheckpointError
+from mmprompt.utils import (CheckpointMismatchError, UnsafeCheckpointError,
+                            record_trained_on)
 
 
 @pytest.fixture(scope='module')
@@ -137,6 +138,37 @@ def test_checkpoint_errors(tmp_path, clip_file, trained_checkpoint):
     torch.save(dict(state_dict={}, meta=dict(cls=Image.Image)), unsafe)
     with pytest.raises(UnsafeCheckpointError):
         PromptInferencer(other, str(unsafe))
+
+
+def test_a_checkpoint_of_another_model_is_refused(tmp_path, config,
+                                                  trained_checkpoint):
+    """Its meta records another prompt learner or CLIP weights; the shapes
+    fit."""
+    model = trained_checkpoint['inferencer'].model
+    checkpoint = dict(state_dict=model.state_dict(), meta=dict(epoch=1))
+    record_trained_on(checkpoint, model, CLASSES)
+    path = str(tmp_path / 'recorded.pth')
+    torch.save(checkpoint, path)
+    PromptInferencer(config, path)  # the model it was trained with
+    middle = {'model.head.prompt_learner.class_token_position': 'middle'}
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r"prompt_learner.class_token_position: 'end' in the "
+            r"checkpoint, 'middle' in the config.*"
+            r'ignore_checkpoint_meta=True'):
+        PromptInferencer(config, path, cfg_options=middle)
+    # Random CLIP weights instead of the file the prompt was trained on.
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r"clip weights: the checkpoint was trained on "
+            r"pretrained='\S*tiny-clip.pt', the config loads "
+            r'pretrained=None'):
+        PromptInferencer(
+            config, path, cfg_options={'model.clip.pretrained': None})
+    inferencer = PromptInferencer(
+        config, path, cfg_options=middle, ignore_checkpoint_meta=True)
+    assert torch.equal(inferencer.model.head.prompt_learner.ctx,
+                       model.head.prompt_learner.ctx)
 
 
 def test_class_names_needed(config, images):

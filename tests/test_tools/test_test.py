@@ -109,6 +109,67 @@ def test_malicious_checkpoint_is_refused(tiny_config, tmp_path):
 
 
 # --------------------------------------------------------------------------
+# a checkpoint of another model; no checkpoint
+# --------------------------------------------------------------------------
+def test_a_checkpoint_of_another_model_is_refused(trained, tiny_config,
+                                                  tmp_path):
+    """The shapes fit (the tiny ViT and ResNet have the same text width, as
+    ViT-B-16 and RN50): mmengine alone tests the wrong model silently."""
+    checkpoint = str(trained['work_dir'] / 'epoch_2.pth')
+    test_tool = load_tool('test.py')
+    for option, expected in [
+        ('model.clip.arch=mmprompt-tiny-rn',
+         "clip.arch: 'mmprompt-tiny-vit' in the checkpoint, "
+         "'mmprompt-tiny-rn' in the config"),
+        ('model.head.prompt_learner.class_token_position=middle',
+         "prompt_learner.class_token_position: 'end' in the checkpoint, "
+         "'middle' in the config"),
+    ]:
+        with pytest.raises(SystemExit) as err:
+            test_tool.main([
+                str(tiny_config), checkpoint, '--work-dir',
+                str(tmp_path), '--no-progress', '--cfg-options', option
+            ])
+        message = str(err.value)
+        assert message.startswith('test.py: error: checkpoint '), message
+        assert 'was trained with another model' in message
+        assert expected in message and '--ignore-checkpoint-meta' in message
+    # Asked for explicitly: tested.
+    metrics = test_tool.main([
+        str(tiny_config), checkpoint, '--work-dir',
+        str(tmp_path), '--no-progress', '--ignore-checkpoint-meta',
+        '--cfg-options',
+        'model.head.prompt_learner.class_token_position=middle'
+    ])
+    assert 'accuracy/top1' in metrics
+
+
+def test_no_checkpoint_for_a_learned_prompt_is_refused(tiny_config, tmp_path):
+    """It evaluated the random initial context, with one INFO line."""
+    test_tool = load_tool('test.py')
+    with pytest.raises(SystemExit) as err:
+        test_tool.main([str(tiny_config), '--work-dir', str(tmp_path)])
+    message = str(err.value)
+    assert message.startswith('test.py: error: no checkpoint given'), message
+    assert 'head.prompt_learner.ctx' in message
+    assert '--allow-untrained' in message
+    metrics = test_tool.main([
+        str(tiny_config), '--work-dir',
+        str(tmp_path), '--no-progress', '--allow-untrained'
+    ])
+    assert 'accuracy/top1' in metrics
+    # Zero-shot CLIP learns nothing: no checkpoint needed.
+    zero_shot = tmp_path / 'zero_shot.py'
+    zero_shot.write_text(f'_base_ = {str(tiny_config)!r}\n'
+                         "model = dict(head=dict(_delete_=True, "
+                         "type='ZeroShotHead'))\n")
+    metrics = test_tool.main(
+        [str(zero_shot), '--work-dir',
+         str(tmp_path), '--no-progress'])
+    assert 'accuracy/top1' in metrics
+
+
+# --------------------------------------------------------------------------
 # in-process: the pieces of test.py
 # --------------------------------------------------------------------------
 @pytest.fixture(scope='module')

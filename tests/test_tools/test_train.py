@@ -261,3 +261,36 @@ def test_a_copied_work_dir_resumes_from_its_own_checkpoint(
         _ctx(trained['work_dir'] / 'epoch_2.pth'),
         rtol=0,
         atol=1e-6)
+
+
+def test_a_checkpoint_of_another_model_is_refused(train_tool, trained,
+                                                  tiny_config, tmp_path):
+    """load_from (and --resume, the same hook) of a checkpoint trained with
+    the class name at the end into a learner that puts it in the middle:
+    the shapes fit."""
+    checkpoint = trained['work_dir'] / 'epoch_2.pth'
+    saved = load_checkpoint_file(str(checkpoint))['meta']['trained_on']
+    assert saved['class_names'] == ['cat', 'dog', 'sea_lion']
+    assert saved['prompt_learner']['class_token_position'] == 'end'
+    options = [
+        '--cfg-options', f'load_from={checkpoint}',
+        'model.head.prompt_learner.class_token_position=middle',
+        'train_cfg.max_epochs=1'
+    ]
+    with pytest.raises(
+            SystemExit,
+            match=r"train.py: error: checkpoint '\S*epoch_2.pth' was trained "
+            r'with another model than the config builds: '
+            r"prompt_learner.class_token_position: 'end' in the checkpoint, "
+            r"'middle' in the config.*--ignore-checkpoint-meta"):
+        train_tool.main(
+            [str(tiny_config), '--work-dir',
+             str(tmp_path / 'refused')] + options)
+    assert not list((tmp_path / 'refused').glob('*.pth'))
+    train_tool.main([
+        str(tiny_config), '--work-dir',
+        str(tmp_path / 'asked'), '--ignore-checkpoint-meta'
+    ] + options)
+    saved = load_checkpoint_file(str(tmp_path / 'asked' /
+                                     'epoch_1.pth'))['meta']['trained_on']
+    assert saved['prompt_learner']['class_token_position'] == 'middle'

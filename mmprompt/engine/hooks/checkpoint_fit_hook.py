@@ -1,15 +1,16 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The hook that reads original checkpoints and refuses unfitting ones."""
+"""The hook that reads original checkpoints and refuses unfitting ones:
+of other shapes, or trained with another CLIP or prompt learner."""
 import os.path as osp
-from typing import Optional
+from typing import List, Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmprompt.registry import HOOKS
-from mmprompt.utils import (POINTER, check_checkpoint_fits,
+from mmprompt.utils import (POINTER, check_checkpoint_fits, check_trained_on,
                             checkpoint_filter_fn, original_format,
-                            read_pointer)
+                            read_pointer, record_trained_on)
 
 __all__ = ['CheckpointFitHook']
 
@@ -32,7 +33,19 @@ class CheckpointFitHook(Hook):
        loads mmprompt's keys;
     2. requires every learned tensor of the model, with its shape
        (:func:`~mmprompt.utils.check_checkpoint_fits`), raising
-       :class:`~mmprompt.utils.CheckpointMismatchError` otherwise.
+       :class:`~mmprompt.utils.CheckpointMismatchError` otherwise;
+    3. refuses a checkpoint trained with another CLIP (arch or weights),
+       head or prompt learner (type or options such as
+       ``class_token_position``) than the model, as its
+       ``meta['trained_on']`` records
+       (:func:`~mmprompt.utils.check_trained_on`): shapes that fit do not
+       make the same model. Checkpoints without the record (older ones,
+       converted originals) load with a warning.
+
+    On ``before_save_checkpoint`` it records ``meta['trained_on']``
+    (:func:`~mmprompt.utils.record_trained_on`, with the training set's
+    classes), as ``SafeCheckpointHook`` does, for configs saving with
+    another checkpoint hook.
 
     ``tools/train.py`` and ``tools/test.py`` register it.
 
@@ -40,6 +53,10 @@ class CheckpointFitHook(Hook):
         checkpoint (str, optional): The checkpoint's path, for messages.
             Defaults to None: the config's ``load_from``, else what the
             work dir's ``last_checkpoint`` names.
+        ignore_meta (bool): Load a checkpoint trained with another model
+            than this one all the same, with a warning naming the
+            differences (``--ignore-checkpoint-meta`` of the tools).
+            Defaults to False.
 
     Examples:
         >>> custom_hooks = [dict(type='CheckpointFitHook')]
@@ -47,8 +64,11 @@ class CheckpointFitHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, checkpoint: Optional[str] = None) -> None:
+    def __init__(self,
+                 checkpoint: Optional[str] = None,
+                 ignore_meta: bool = False) -> None:
         self.checkpoint = checkpoint
+        self.ignore_meta = ignore_meta
 
     def _path(self, runner) -> str:
         if self.checkpoint is not None:
@@ -79,3 +99,20 @@ class CheckpointFitHook(Hook):
                 meta=dict(epoch=epoch, converted_from=path))
         check_checkpoint_fits(runner.model,
                               checkpoint.get('state_dict', checkpoint), path)
+        check_trained_on(
+            checkpoint, runner.model, path, ignore=self.ignore_meta)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Record in ``checkpoint['meta']`` what the model is and the
+        classes it is trained on."""
+        record_trained_on(checkpoint, runner.model, training_classes(runner))
+
+
+def training_classes(runner) -> Optional[List[str]]:
+    """The classes of ``runner``'s training set, if it has one built."""
+    try:
+        dataset = runner.train_dataloader.dataset
+    except Exception:  # no training set (a test run) or not built
+        return None
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    return list(classes) if classes else None

@@ -16,7 +16,8 @@ from mmprompt.engine.rng import get_rng_state, set_rng_state
 from mmprompt.registry import HOOKS
 from mmprompt.utils import (ATOMIC_BACKEND, POINTER, atomic_write,
                             find_last_valid_checkpoint, read_pointer,
-                            remove_partial_writes, repoint)
+                            record_trained_on, remove_partial_writes, repoint)
+from .checkpoint_fit_hook import training_classes
 
 __all__ = ['SafeCheckpointHook']
 
@@ -26,7 +27,7 @@ class SafeCheckpointHook(CheckpointHook):
     """``CheckpointHook`` whose checkpoints survive a kill at any moment.
 
     Takes every argument of :class:`mmengine.hooks.CheckpointHook` and
-    changes four things, all through mmengine's public extension points:
+    changes five things, all through mmengine's public extension points:
 
     * **Atomic writes.** For a local folder, and unless ``backend_args`` or
       ``file_client_args`` say otherwise, ``backend_args`` defaults to
@@ -52,6 +53,10 @@ class SafeCheckpointHook(CheckpointHook):
       (``before_run``). A work dir copied or moved elsewhere resumes from
       its own checkpoint, not the old folder's that the pointer's absolute
       path names (:func:`~mmprompt.utils.repoint`).
+    * **What the model is.** Each checkpoint records the CLIP, head and
+      prompt learner it was trained with and the training classes
+      (``meta['trained_on']``, :func:`~mmprompt.utils.record_trained_on`),
+      which ``CheckpointFitHook`` compares when it is loaded.
     * **Random generators.** Python's, numpy's, torch's (and CUDA's)
       states are saved with each checkpoint (``before_save_checkpoint``)
       and restored at the start of resumed training (``before_train``,
@@ -178,8 +183,10 @@ class SafeCheckpointHook(CheckpointHook):
 
     # -- saving --------------------------------------------------------------
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Add the generators' states to the checkpoint."""
+        """Add the generators' states to the checkpoint, and what the model
+        was trained with (``meta['trained_on']``)."""
         checkpoint['rng_state'] = get_rng_state()
+        record_trained_on(checkpoint, runner.model, training_classes(runner))
         self._saved = True
 
     def after_train_iter(self,

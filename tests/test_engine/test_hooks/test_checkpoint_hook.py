@@ -154,6 +154,22 @@ def test_resumed_run_ends_bit_identical(tmp_path):
         assert torch.equal(value, twice.model.state_dict()[key]), key
 
 
+class _Described(_Toy):
+
+    def checkpoint_meta(self):
+        return dict(head='ToyHead')
+
+
+def test_checkpoints_record_what_they_were_trained_with(tmp_path):
+    """Also under a Runner built without tools/train.py (whose
+    CheckpointFitHook records it as well)."""
+    runner = _runner(tmp_path, 1)
+    runner.model = _Described()
+    runner.train()
+    checkpoint = load_checkpoint_file(str(tmp_path / 'epoch_1.pth'))
+    assert checkpoint['meta']['trained_on'] == dict(head='ToyHead')
+
+
 def test_validation_leaves_the_generators_as_it_found_them():
     hook = SafeCheckpointHook(interval=1)
     state = get_rng_state()
