@@ -10,7 +10,7 @@ import re
 import pytest
 import torch
 from mmengine.config import Config
-from tools_testing import load_tool, run_tool
+from tools_testing import TOOLS, load_tool, run_tool
 
 from mmprompt.utils import load_checkpoint_file
 
@@ -294,3 +294,26 @@ def test_a_checkpoint_of_another_model_is_refused(train_tool, trained,
     saved = load_checkpoint_file(str(tmp_path / 'asked' /
                                      'epoch_1.pth'))['meta']['trained_on']
     assert saved['prompt_learner']['class_token_position'] == 'middle'
+
+
+def test_max_keep_ckpts_of_the_shipped_runtime_is_honoured(
+        tiny_config, tmp_path):
+    """configs/_base_/default_runtime.py's checkpoint hook (keep 2), run by
+    tools/train.py: every epoch's checkpoint used to stay."""
+    runtime = Config.fromfile(
+        str(TOOLS.parent / 'configs' / '_base_' / 'default_runtime.py'))
+    hook = runtime.default_hooks.checkpoint
+    assert hook.type == 'SafeCheckpointHook' and hook.max_keep_ckpts == 2
+    work_dir = tmp_path / 'work'
+    run_tool(
+        [
+            'train.py',
+            str(tiny_config), '--work-dir',
+            str(work_dir), '--cfg-options', 'train_cfg.max_epochs=3'
+        ] + [f'default_hooks.checkpoint.{k}={v}' for k, v in hook.items()],
+        cwd=tmp_path)
+    assert sorted(p.name for p in work_dir.glob('*.pth')) == [
+        'epoch_2.pth', 'epoch_3.pth'
+    ]
+    assert (work_dir / 'last_checkpoint').read_text() == str(work_dir /
+                                                             'epoch_3.pth')
