@@ -28,13 +28,22 @@ __all__ = [
 
 
 def _child(name: str, locations: list = ()) -> Registry:
-    """A registry under scope 'mmprompt' whose parent is mmpretrain's."""
+    """A registry under scope 'mmprompt' whose parent is mmpretrain's.
+
+    It also imports the parent's modules on first use: mmengine looks a
+    name up in a parent's registered classes without importing the parent's
+    modules, so that mmpretrain's ``UniversalVisualizer`` or
+    ``VisualizationHook`` would otherwise be found in mmprompt's scope only
+    once something else had imported ``mmpretrain.visualization`` or
+    ``mmpretrain.engine``.
+    """
     parent = getattr(mmpretrain_registry, name)
+    inherited = [loc for loc in parent._locations if loc not in locations]
     return Registry(
         parent.name,
         parent=parent,
         scope='mmprompt',
-        locations=list(locations))
+        locations=list(locations) + inherited)
 
 
 RUNNERS = _child('RUNNERS')
