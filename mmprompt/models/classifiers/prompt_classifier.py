@@ -1,13 +1,16 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """The classifier of every mmprompt model: frozen CLIP image tower + head."""
+import logging
 from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.registry import Registry
 from mmpretrain.models.classifiers import BaseClassifier
 from mmpretrain.structures import DataSample
 
-from mmprompt.registry import MODELS
+from mmprompt.registry import DATASETS, MODELS
 from mmprompt.utils import init_options, weights_fingerprint
 
 __all__ = ['PromptClassifier', 'CLIP_MEAN', 'CLIP_STD']
@@ -32,8 +35,10 @@ class PromptClassifier(BaseClassifier):
             ``ZeroShotHead``); it receives the CLIP.
         class_names (Sequence[str], optional): Classes to score from the
             start. The runner sets them from each dataset's
-            ``metainfo['classes']`` through ``ClassNamesHook``.
-            Defaults to None.
+            ``metainfo['classes']`` through ``ClassNamesHook``; mmpretrain's
+            ``get_model`` / ``ImageClassificationInferencer`` from the
+            checkpoint's ``meta['dataset_meta']`` (see
+            :attr:`dataset_meta`). Defaults to None.
         data_preprocessor (dict, optional): Defaults to mmpretrain's
             ``ClsDataPreprocessor`` with CLIP's mean and std and
             ``to_rgb=True``.
@@ -91,6 +96,71 @@ class PromptClassifier(BaseClassifier):
                 space.
         """
         self.head.set_class_names(class_names)
+
+    @property
+    def dataset_meta(self) -> dict:
+        """The classes scored now, as mmpretrain's APIs read them.
+
+        ``{'classes': (...)}`` in label order, or ``{}`` before any class
+        names are set. Setting it sets the class names from its
+        ``'classes'`` (a meta without them changes nothing): mmpretrain's
+        ``get_model`` / ``init_model`` write a checkpoint's
+        ``meta['dataset_meta']`` (the training set's classes, which
+        mmengine's Runner saves) to ``model._dataset_meta``, an alias of
+        this property, and ``ImageClassificationInferencer`` reads its
+        classes from there.
+
+        Without a checkpoint ``get_model`` gives instead the class-level
+        ``METAINFO`` of the config's dataset type looked up in mmpretrain's
+        scope: for ``Caltech101``, ``ImageNet`` and the other names that
+        mmprompt shares with mmpretrain, mmpretrain's class list, not the
+        CoOp split's (whose classes come from its split file). Such a
+        ``METAINFO`` is not used: a warning says so, and the model keeps
+        its class names (none) until :meth:`set_class_names` is called.
+
+        Examples:
+            >>> from mmprompt.registry import MODELS
+            >>> model = MODELS.build(dict(
+            ...     type='PromptClassifier',
+            ...     clip=dict(type='OpenCLIP', arch='mmprompt-tiny-vit',
+            ...               pretrained=None),
+            ...     head=dict(type='ZeroShotHead')))
+            >>> model.dataset_meta
+            {}
+            >>> model.dataset_meta = {'classes': ('cat', 'dog')}
+            >>> model.class_names, model.dataset_meta
+            (['cat', 'dog'], {'classes': ('cat', 'dog')})
+        """
+        names = self.class_names if 'head' in self._modules else []
+        return {'classes': tuple(names)} if names else {}
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta: Optional[dict]) -> None:
+        classes = (meta or {}).get('classes')
+        if not classes:
+            return
+        owner = _class_level_metainfo_owner(meta)
+        if owner is not None:
+            print_log(
+                f'PromptClassifier: not using the {len(classes)} class names '
+                f'given as dataset_meta ({_preview(classes)}): they are the '
+                f'class-level METAINFO of {owner.__module__}.'
+                f'{owner.__qualname__}, not classes read from data or from '
+                "a checkpoint. mmpretrain's get_model() gives them when it "
+                "loads no checkpoint, looking the config's dataset type up "
+                "in mmpretrain's scope, where names such as 'Caltech101' "
+                "are mmpretrain's datasets, not mmprompt's CoOp splits. "
+                'Load a checkpoint trained by mmprompt (get_model(config, '
+                'pretrained=CHECKPOINT); its meta holds the classes) or call '
+                'model.set_class_names(names).',
+                logger='current',
+                level=logging.WARNING)
+            return
+        self.set_class_names(list(classes))
+
+    # mmpretrain.apis.get_model() writes model._dataset_meta, and
+    # ImageClassificationInferencer reads it.
+    _dataset_meta = dataset_meta
 
     def checkpoint_meta(self) -> dict:
         """What a checkpoint of this model is trained with: recorded by
@@ -176,3 +246,27 @@ class PromptClassifier(BaseClassifier):
                 data_samples: Optional[List[DataSample]] = None,
                 **kwargs) -> List[DataSample]:
         return self.head.predict(self.extract_feat(inputs), data_samples)
+
+
+def _preview(names: Sequence[str], n: int = 3) -> str:
+    shown = ', '.join(repr(str(name)) for name in list(names)[:n])
+    return shown + (', ...' if len(names) > n else '')
+
+
+def _class_level_metainfo_owner(meta: dict) -> Optional[type]:
+    """The registered dataset class whose class attribute ``METAINFO`` is
+    ``meta`` itself (not a copy), in any scope; None if there is none."""
+
+    def search(registry: Registry) -> Optional[type]:
+        for cls in registry.module_dict.values():
+            if isinstance(cls, type) and any(
+                    vars(klass).get('METAINFO') is meta
+                    for klass in cls.__mro__):
+                return cls
+        for child in registry.children.values():
+            found = search(child)
+            if found is not None:
+                return found
+        return None
+
+    return search(DATASETS.root)
