@@ -22,6 +22,9 @@ default_hooks = dict(
     # original's `detect_anomaly`. Here rather than in custom_hooks, which
     # configs replace (the linear probe's `custom_hooks = []`).
     finite_loss=dict(type='FiniteLossHook'),
+    # Off; mmpretrain's tools/test.py --show-dir turns it on to draw the
+    # predictions.
+    visualization=dict(type='VisualizationHook', enable=False),
 )
 # Gives the model the class names of the dataset of each stage (train,
 # val, test), e.g. the new classes of a base-to-new test.
@@ -34,8 +37,10 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 
+# TensorBoard instead of the local files (pip install tensorboard):
+#   --cfg-options visualizer.vis_backends.0.type=TensorboardVisBackend
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
 
 log_processor = dict(by_epoch=True)
 log_level = 'INFO'

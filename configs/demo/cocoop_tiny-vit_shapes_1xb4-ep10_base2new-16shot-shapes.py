@@ -12,6 +12,9 @@ image_size = 32  # mmprompt-tiny-vit's input
 
 model = dict(
     type='PromptClassifier',
+    # mmprompt's scope also under mmpretrain's tools and APIs, which set
+    # theirs (docs/mmpretrain_tools.md); the same on the dataset.
+    _scope_='mmprompt',
     clip=dict(
         type='OpenCLIP',
         arch='mmprompt-tiny-vit',
@@ -57,21 +60,26 @@ test_pipeline = [
 
 dataset = dict(
     type='SplitJsonDataset',
+    _scope_='mmprompt',
     data_root=data_root,
     split_file='split_zhou_Shapes.json',
     image_dir='images',
     num_shots=16,
     seed=1,
     subsample_classes='base')
+# Loaded in the main process: persistent_workers=False also under
+# mmpretrain's tools/train.py, which turns it on unless a config says.
 train_dataloader = dict(
     batch_size=4,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     drop_last=True,
     dataset=dict(**dataset, split='train', pipeline=train_pipeline))
 test_dataloader = dict(
     batch_size=100,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(**dataset, split='test', pipeline=test_pipeline))
 test_evaluator = dict(type='Accuracy', topk=(1, ))
@@ -93,8 +101,13 @@ default_hooks = dict(
     checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     finite_loss=dict(type='FiniteLossHook'),
+    visualization=dict(type='VisualizationHook', enable=False),
 )
 custom_hooks = [dict(type='ClassNamesHook')]
+# As configs/_base_/default_runtime.py (TensorBoard: --cfg-options
+# visualizer.vis_backends.0.type=TensorboardVisBackend).
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
 log_processor = dict(by_epoch=True)
 log_level = 'INFO'
 env_cfg = dict(

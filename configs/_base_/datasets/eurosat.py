@@ -2,6 +2,9 @@
 _base_ = './pipelines.py'
 
 dataset_type = 'EuroSAT'
+# _scope_='mmprompt' on every dataset below: mmprompt's dataset of this
+# name also where mmpretrain's tools and APIs make 'mmpretrain' the
+# default scope (docs/mmpretrain_tools.md).
 data_root = 'data/eurosat'
 
 # Few-shot train set (16 shots of seed 1 by default); drop_last is
@@ -15,6 +18,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
+        _scope_='mmprompt',
         data_root=data_root,
         split='train',
         num_shots=16,
@@ -31,6 +35,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        _scope_='mmprompt',
         data_root=data_root,
         split='val',
         num_shots=16,
@@ -47,6 +52,7 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        _scope_='mmprompt',
         data_root=data_root,
         split='test',
         num_shots=-1,

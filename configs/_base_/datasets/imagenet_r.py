@@ -2,6 +2,9 @@
 _base_ = './pipelines.py'
 
 dataset_type = 'ImageNetR'
+# _scope_='mmprompt' on every dataset below: mmprompt's dataset of this
+# name also where mmpretrain's tools and APIs make 'mmpretrain' the
+# default scope (docs/mmpretrain_tools.md).
 data_root = 'data/imagenet-rendition'
 
 # Test only: every split gives the same images.
@@ -12,6 +15,7 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        _scope_='mmprompt',
         data_root=data_root,
         split='test',
         num_shots=-1,

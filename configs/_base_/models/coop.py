@@ -5,6 +5,9 @@
 # 'ViT-B-32'; any open_clip arch with the matching `pretrained`).
 model = dict(
     type='PromptClassifier',
+    # mmprompt's scope also under mmpretrain's tools and APIs, which set
+    # theirs (docs/mmpretrain_tools.md).
+    _scope_='mmprompt',
     clip=dict(type='OpenCLIP', arch='ViT-B-16', pretrained='openai'),
     head=dict(
         type='CoOpHead',

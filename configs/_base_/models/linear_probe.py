@@ -6,6 +6,9 @@
 # 1024 for 'RN50', 512 for 'RN101' and 'ViT-B-32'.
 model = dict(
     type='ImageClassifier',
+    # mmprompt's scope also under mmpretrain's tools and APIs, which set
+    # theirs (docs/mmpretrain_tools.md).
+    _scope_='mmprompt',
     backbone=dict(
         type='OpenCLIPImageBackbone', arch='ViT-B-16', pretrained='openai'),
     neck=None,
