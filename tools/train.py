@@ -31,7 +31,8 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmprompt.engine import CheckpointFitHook, setup_cpu_distributed
+from mmprompt.engine import (CheckpointFitHook, setup_cpu_distributed,
+                             teardown_distributed)
 from mmprompt.registry import registry_hint
 from mmprompt.utils import (POINTER, CheckpointMismatchError,
                             CheckpointWriteError, CorruptCheckpointError,
@@ -292,6 +293,7 @@ def main(argv=None) -> None:
     check_checkpoint_readable(cfg)
     warn_unsafe_checkpointing(cfg)
     setup_cpu_distributed(cfg)
+    finished = False
     try:
         runner = Runner.from_cfg(cfg)
         # mmengine loads with strict=False and only warns on a misshapen
@@ -302,6 +304,7 @@ def main(argv=None) -> None:
         runner.register_hook(
             CheckpointFitHook(ignore_meta=args.ignore_checkpoint_meta))
         runner.train()
+        finished = True
     except KeyError as err:
         hint = registry_hint(err)
         if hint is None:
@@ -323,6 +326,10 @@ def main(argv=None) -> None:
             f'train.py: error: {err.strerror or err} while the run wrote '
             f'to disk (the work dir is {cfg.work_dir!r}). '
             f'{_intact(cfg.work_dir)}') from None
+    finally:
+        # Left to the interpreter's exit, gloo/nccl could abort a finished
+        # run ('terminate called without an active exception', exit 1).
+        teardown_distributed(wait=finished)
 
 
 def _intact(work_dir: str) -> str:

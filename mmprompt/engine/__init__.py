@@ -2,7 +2,8 @@
 from mmprompt.registry import registry_hint
 from mmprompt.utils import (CheckpointMismatchError, check_checkpoint_fits,
                             existing_checkpoints, find_last_valid_checkpoint)
-from .distributed import accelerator_available, setup_cpu_distributed
+from .distributed import (accelerator_available, setup_cpu_distributed,
+                          teardown_distributed)
 from .hooks import (CheckpointFitHook, ClassNamesHook, FiniteLossHook,
                     SafeCheckpointHook, TestProgressHook)
 from .rng import get_rng_state, set_rng_state
@@ -11,8 +12,8 @@ from .schedulers import ConstantWarmupCosineLR
 __all__ = [
     'CheckpointFitHook', 'ClassNamesHook', 'FiniteLossHook',
     'SafeCheckpointHook', 'TestProgressHook', 'ConstantWarmupCosineLR',
-    'accelerator_available', 'setup_cpu_distributed', 'get_rng_state',
-    'set_rng_state'
+    'accelerator_available', 'setup_cpu_distributed', 'teardown_distributed',
+    'get_rng_state', 'set_rng_state'
 ]
 # Importable from here as before; their homes are mmprompt.utils.checkpoint
 # and mmprompt.registry.

@@ -17,7 +17,9 @@ import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-__all__ = ['accelerator_available', 'setup_cpu_distributed']
+__all__ = [
+    'accelerator_available', 'setup_cpu_distributed', 'teardown_distributed'
+]
 
 
 def accelerator_available() -> bool:
@@ -81,4 +83,32 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     if wrapper.get('type', ddp[0]) in ddp:
         wrapper.setdefault('device_ids', None)
     cfg.model_wrapper_cfg = wrapper
+    return True
+
+
+def teardown_distributed(wait: bool = True) -> bool:
+    """Destroy the default process group, if there is one.
+
+    Called by ``tools/train.py`` and ``tools/test.py`` at the end of a run
+    (also when it failed), so that the backend's threads and sockets are
+    shut down in order before the interpreter exits.
+
+    Args:
+        wait (bool): Wait at a barrier for every rank first, so that no rank
+            closes its connections while another still uses them. Pass
+            False after an error (the other ranks may never arrive).
+            Defaults to True.
+
+    Returns:
+        bool: Whether a process group was destroyed.
+
+    Examples:
+        >>> teardown_distributed()  # no process group: nothing to do
+        False
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return False
+    if wait:
+        torch_dist.barrier()
+    torch_dist.destroy_process_group()
     return True
