@@ -19,6 +19,10 @@ The same steps with the standard tools::
 The tiny CLIP's image tower was aligned with its text tower on all 15
 classes in a few seconds (see ``mmprompt/demo/tiny_clip.py``), a stand-in for
 CLIP's pretraining: numbers are small-world numbers, the pipeline is real.
+
+The screen shows a progress bar per run, any warning and the results; the
+full log of the five runs (environment, config, hooks, every logged
+iteration) goes to ``WORK_DIR/demo.log``.
 """
 import argparse
 import os.path as osp
@@ -27,7 +31,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmprompt  # noqa: F401
-from mmprompt.demo import prepare_demo_data
+from mmprompt.demo import ProgressHook, prepare_demo_data, quiet_console
 from mmprompt.evaluation import harmonic_mean
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -86,19 +90,29 @@ def main() -> None:
     if args.epochs is not None:
         cfg.train_cfg.max_epochs = args.epochs
         cfg.param_scheduler.T_max = args.epochs
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    checkpoint = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
-    results = {
-        args.method: (runner.test()['accuracy/top1'],
-                      test(cfg, 'new', args.method, checkpoint))
-    }
-    # The same frozen CLIP with the hand-written prompt, as a baseline.
-    zero_shot = cfg.copy()
-    zero_shot.model.head = dict(
-        type='ZeroShotHead', templates='a photo of a {}.')
-    results['zero-shot CLIP'] = (test(zero_shot, 'base', 'zero-shot'),
-                                 test(zero_shot, 'new', 'zero-shot'))
+    log_file = osp.join(work_dir, 'demo.log')
+    with quiet_console(log_file, 'w') as screen:
+        screen.write(f'{args.method} base-to-new on {data_root}; full log: '
+                     f'{log_file}\n')
+        runner = Runner.from_cfg(cfg)
+        runner.register_hook(
+            ProgressHook(screen, f'train {args.method} (base)',
+                         f'test {args.method} base'))
+        runner.train()
+        checkpoint = osp.join(work_dir,
+                              f'epoch_{cfg.train_cfg.max_epochs}.pth')
+        results = {
+            args.method: (runner.test()['accuracy/top1'],
+                          test(cfg, 'new', args.method, screen, checkpoint))
+        }
+        # The same frozen CLIP with the hand-written prompt, as a baseline.
+        zero_shot = cfg.copy()
+        zero_shot.model.head = dict(
+            type='ZeroShotHead', templates='a photo of a {}.')
+        results['zero-shot CLIP'] = (test(zero_shot, 'base', 'zero-shot',
+                                          screen),
+                                     test(zero_shot, 'new', 'zero-shot',
+                                          screen))
 
     num_base = len(runner.test_dataloader.dataset.metainfo['classes'])
     lines = [
@@ -110,19 +124,28 @@ def main() -> None:
         lines.append(f'  {name:<16}{base:>8.1f}{new:>8.1f}'
                      f'{harmonic_mean(base, new):>8.1f}')
     lines.append(f'  checkpoint: {checkpoint}')
-    print('\n'.join(lines))
+    lines.append(f'  full log: {log_file}')
+    table = '\n'.join(lines)
+    print(table)
+    with open(log_file, 'a', encoding='utf-8') as f:
+        f.write(table + '\n')
 
 
 def test(cfg: Config,
          classes: str,
          name: str,
+         screen,
          checkpoint: str = None) -> float:
-    """Top-1 accuracy of ``cfg``'s model on the base or new test classes."""
+    """Top-1 accuracy of ``cfg``'s model on the base or new test classes,
+    with a progress bar on ``screen``."""
     cfg = cfg.copy()
     cfg.test_dataloader.dataset.subsample_classes = classes
     cfg.load_from = checkpoint
     cfg.experiment_name = f'demo-{name}-{classes}'
-    return Runner.from_cfg(cfg).test()['accuracy/top1']
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(
+        ProgressHook(screen, test_label=f'test {name} {classes}'))
+    return runner.test()['accuracy/top1']
 
 
 if __name__ == '__main__':

@@ -3,7 +3,7 @@
 import os
 import os.path as osp
 import shutil
-import tempfile
+import uuid
 from typing import Dict
 
 from mmengine.logging import print_log
@@ -56,7 +56,10 @@ def prepare_demo_data(root: str,
     print_log(f'Generating the demo dataset in {root}', logger='current')
     parent = osp.dirname(root)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix='.mmprompt-demo-', dir=parent)
+    # mkdir, not mkdtemp: the folder gets the umask's mode (mkdtemp's 0700
+    # would lock colleagues out of a shared data folder).
+    staging = osp.join(parent, f'.mmprompt-demo-{uuid.uuid4().hex}')
+    os.mkdir(staging)
     try:
         write_shapes_dataset(staging, osp.join(staging, SPLIT_FILE),
                              images_per_class, image_size, seed)
