@@ -5,8 +5,9 @@ Each run is ``tools/dist_train.sh CONFIG NPROC`` (torchrun; gloo on CPUs)
 on a free port, in a work dir of its own. Without ``--config`` the runs
 train the demo's CoCoOp config for 2 epochs on a tiny generated copy of the
 demo's data with a random tiny CLIP (no download, no GPU), with random
-crops and flips and validation after each epoch. The exit status is 0 only if every run exited 0 and none
-printed ``terminate called`` (a C++ abort at exit).
+crops and flips and validation after each epoch. The exit status is 0 only
+if every run exited 0 and none printed ``terminate called`` (a C++ abort at
+exit).
 
     python tools/misc/ddp_stress.py --runs 20
     python tools/misc/ddp_stress.py --runs 5 --nproc 4 --work-dir /tmp/ddp
@@ -194,16 +195,20 @@ def main(argv=None) -> int:
         note = ''
         if args.compare and result['rc'] == 0:
             state = last_learned(work_dir)
-            if reference is None:
+            if state is None:
+                result['rc'] = 'no checkpoint'
+            elif reference is None:
                 reference = state
+            elif sorted(state) != sorted(reference):
+                result['rc'] = 'differs'
+                note = '  other tensors than run 0'
             else:
                 diff = max((state[k] - reference[k]).abs().max().item()
                            for k in reference
                            if reference[k].is_floating_point())
-                result['diff'] = diff
                 note = f'  max |diff| to run 0: {diff:.2e}'
-                if not diff <= 1e-6 or sorted(state) != sorted(reference):
-                    result['rc'] = result['rc'] or 'differs'
+                if not diff <= 1e-6:
+                    result['rc'] = 'differs'
         ok = result['rc'] == 0 and not result['aborted']
         results.append(result)
         print(
@@ -221,6 +226,8 @@ def main(argv=None) -> int:
           ', '.join(f'{c}: {n}' for c, n in sorted(codes.items())))
     if not failed and not args.keep and args.work_dir is None:
         shutil.rmtree(root, ignore_errors=True)
+    elif failed:
+        print(f'the runs\' folders and logs are kept in {root}')
     return 1 if failed else 0
 
 
