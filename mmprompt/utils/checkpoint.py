@@ -694,8 +694,9 @@ def trained_on_differences(saved: Dict[str, Any],
                            current: Dict[str, Any]) -> List[str]:
     """How the model a checkpoint records differs from the current one.
 
-    Compared: the CLIP's arch and weights (:func:`weights_match`; not the
-    ``pretrained`` path, which changes from machine to machine), the head's
+    Compared: the CLIP's arch, weights (:func:`weights_match`; not the
+    ``pretrained`` path, which changes from machine to machine) and
+    activation (one file read as OpenAI's or open_clip's), the head's
     type, the prompt learner's type and options. Not compared: the class
     names (a shared context scores any classes; class-specific contexts
     refuse others themselves) and anything only one side records.

@@ -610,3 +610,46 @@ def test_a_checkpoint_that_records_nothing_loads_with_a_warning(monkeypatch):
     # Models that cannot describe themselves are not checked.
     check_trained_on(dict(meta={}), nn.Linear(2, 2), 'x.pth')
     assert len(logged) == 2
+
+
+def test_the_same_weights_read_with_another_activation_are_refused(
+        tmp_path):
+    """One file read as OpenAI's (QuickGELU) or as open_clip's (GELU):
+    equal weights, features ~1% apart."""
+    import json
+
+    import open_clip
+
+    from mmprompt.testing import random_tiny_clip, save_openai_state_dict
+    config = dict(open_clip.get_model_config('mmprompt-tiny-vit'))
+    config['quick_gelu'] = False
+    arch = tmp_path / 'mmprompt-tiny-vit-gelu-a1.json'
+    arch.write_text(json.dumps(config))
+    open_clip.add_model_config(str(arch))
+    path = str(tmp_path / 'openai_fp32.pt')
+    save_openai_state_dict(
+        random_tiny_clip('mmprompt-tiny-vit-gelu-a1'), path, torch.float32)
+
+    def model(weights_format):
+        return MODELS.build(
+            dict(
+                type='PromptClassifier',
+                clip=dict(
+                    type='OpenCLIP',
+                    arch='mmprompt-tiny-vit-gelu-a1',
+                    pretrained=path,
+                    weights_format=weights_format),
+                head=dict(
+                    type='CoOpHead',
+                    prompt_learner=dict(type='CoOpPromptLearner', n_ctx=4))))
+
+    openai, open_clip_reading = model('auto'), model('open_clip')
+    checkpoint = _saved(openai)
+    assert checkpoint['meta'][TRAINED_ON]['clip']['activation'] == \
+        'QuickGELU'
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r"clip.activation: 'QuickGELU' in the checkpoint, 'GELU' "
+            'in the config'):
+        check_trained_on(checkpoint, open_clip_reading, 'ckpt.pth')
+    check_trained_on(checkpoint, model('openai'), 'ckpt.pth')

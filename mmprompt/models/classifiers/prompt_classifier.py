@@ -168,9 +168,10 @@ class PromptClassifier(BaseClassifier):
         model it is loaded into (:func:`mmprompt.utils.check_trained_on`).
 
         Returns:
-            dict: ``clip`` (``arch``, ``pretrained`` and
+            dict: ``clip`` (``arch``, ``pretrained``,
             :func:`~mmprompt.utils.weights_fingerprint` of the weights
-            loaded), ``head`` (its type) and, for a prompt head,
+            loaded and their ``activation``), ``head`` (its type) and, for
+            a prompt head,
             ``prompt_learner`` (its type and
             :func:`~mmprompt.utils.init_options`).
 
@@ -199,6 +200,10 @@ class PromptClassifier(BaseClassifier):
                 # OpenCLIP keeps its open_clip model unregistered.
                 weights=weights_fingerprint(getattr(clip, 'model', clip))),
             head=type(self.head).__name__)
+        if hasattr(clip, 'activation'):
+            # One weight file read as OpenAI's or open_clip's differs in it
+            # alone.
+            meta['clip']['activation'] = clip.activation
         learner = getattr(self.head, 'prompt_learner', None)
         if learner is not None:
             meta['prompt_learner'] = dict(
