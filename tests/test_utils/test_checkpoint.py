@@ -612,8 +612,7 @@ def test_a_checkpoint_that_records_nothing_loads_with_a_warning(monkeypatch):
     assert len(logged) == 2
 
 
-def test_the_same_weights_read_with_another_activation_are_refused(
-        tmp_path):
+def test_the_same_weights_read_with_another_activation_are_refused(tmp_path):
     """One file read as OpenAI's (QuickGELU) or as open_clip's (GELU):
     equal weights, features ~1% apart."""
     import json
