@@ -328,7 +328,9 @@ def main(argv=None) -> None:
             f'{_intact(cfg.work_dir)}') from None
     finally:
         # Left to the interpreter's exit, gloo/nccl could abort a finished
-        # run ('terminate called without an active exception', exit 1).
+        # run ('terminate called without an active exception', exit 1): the
+        # DDP model holds the process group, so it is released first.
+        runner = None  # noqa: F841
         teardown_distributed(wait=finished)
 
 

@@ -10,6 +10,7 @@ with ``device_ids=None``, the form DDP wants for CPU modules. On a machine
 with a GPU it does nothing and mmengine proceeds as usual (nccl).
 """
 import datetime
+import gc
 import logging
 import os
 
@@ -111,4 +112,9 @@ def teardown_distributed(wait: bool = True) -> bool:
     if wait:
         torch_dist.barrier()
     torch_dist.destroy_process_group()
+    # The group lives on while a DDP model refers to it; its worker threads
+    # must finish (and drop their tensors, which takes the GIL) before the
+    # interpreter finalizes, or the process aborts. Collecting the model the
+    # caller released destroys the group here, joining its threads.
+    gc.collect()
     return True

@@ -1,6 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """mmprompt.engine.distributed: the process group's end."""
 import socket
+import sys
 
 import torch.distributed as dist
 
@@ -28,6 +29,36 @@ def test_teardown_destroys_the_process_group():
         assert not dist.is_initialized()
 
 
+def test_teardown_collects_a_released_ddp_model():
+    """The DDP model holds the group: once released, teardown destroys it
+    (and so joins the backend's threads) while the interpreter is alive,
+    not during its finalization, where a thread that needs the GIL aborts
+    the process."""
+    import gc
+    import weakref
+
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+    dist.init_process_group(
+        'gloo',
+        init_method=f'tcp://127.0.0.1:{_free_port()}',
+        rank=0,
+        world_size=1)
+    model = DistributedDataParallel(torch.nn.Linear(2, 2))
+    model(torch.ones(1, 2)).sum().backward()
+    holder = {'runner': model}
+    holder['self'] = holder  # a cycle, as the Runner's
+    alive = weakref.ref(model)
+    del model, holder
+    gc.disable()  # only teardown collects
+    try:
+        assert alive() is not None
+        assert teardown_distributed() is True
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
 def test_train_tears_down_after_success_and_failure(monkeypatch, tmp_path):
     """tools/train.py calls it whether the run ended or failed, waiting
     for the other ranks only after a run that ended."""
@@ -38,8 +69,13 @@ def test_train_tears_down_after_success_and_failure(monkeypatch, tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     calls = []
-    monkeypatch.setattr(module, 'teardown_distributed',
-                        lambda wait=True: calls.append(wait))
+
+    def teardown(wait=True):
+        # the runner (and its DDP model) is released before
+        frame = sys._getframe(1)
+        calls.append((wait, frame.f_locals.get('runner')))
+
+    monkeypatch.setattr(module, 'teardown_distributed', teardown)
 
     class Runner:
         fail = False
@@ -65,4 +101,4 @@ def test_train_tears_down_after_success_and_failure(monkeypatch, tmp_path):
         module.main(argv)
     except RuntimeError:
         pass
-    assert calls == [True, False]
+    assert calls == [(True, None), (False, None)]

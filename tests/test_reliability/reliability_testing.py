@@ -145,7 +145,14 @@ def write_config(path: Path,
 
 
 def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+    # PYTHONFAULTHANDLER: a process that aborts (SIGABRT, SIGSEGV) prints
+    # the Python stack of every thread, e.g. whether it was in the process
+    # group's teardown or in the interpreter's exit.
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED='1',
+        OMP_NUM_THREADS='1',
+        PYTHONFAULTHANDLER='1')
     env['PYTHONPATH'] = os.pathsep.join(
         [str(REPO_ROOT), str(HERE)] +
         ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
