@@ -11,6 +11,7 @@ exit).
 
     python tools/misc/ddp_stress.py --runs 20
     python tools/misc/ddp_stress.py --runs 5 --nproc 4 --work-dir /tmp/ddp
+    python tools/misc/ddp_stress.py --runs 40 --jobs 2   # two at a time
     python tools/misc/ddp_stress.py --config CONFIG --runs 3 \\
         --cfg-options train_cfg.max_epochs=1
 
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -75,6 +77,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--nproc', type=int, default=2, help='processes per run (default: 2)')
     parser.add_argument(
+        '--jobs',
+        type=int,
+        default=1,
+        help='runs at a time (default: 1, one after the other); more load '
+        'the machine, which makes races at exit likelier')
+    parser.add_argument(
         '--config',
         help='the config to train (default: the demo\'s CoCoOp, 2 epochs '
         'on tiny generated data with a random tiny CLIP)')
@@ -100,9 +108,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=[],
         help='passed to every run\'s tools/train.py')
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.nproc < 1:
-        parser.error(f'--runs and --nproc must be >= 1, got {args.runs} and '
-                     f'{args.nproc}')
+    if min(args.runs, args.nproc, args.jobs) < 1:
+        parser.error(f'--runs, --nproc and --jobs must be >= 1, got '
+                     f'{args.runs}, {args.nproc} and {args.jobs}')
     if args.config is not None and not osp.isfile(args.config):
         parser.error(f'--config {args.config!r}: no such file')
     return args
@@ -148,7 +156,12 @@ def run_once(config: str, nproc: int, work_dir: str, cfg_options: List[str],
     cmd = ['bash', DIST_TRAIN, config, str(nproc), '--work-dir', work_dir]
     if cfg_options:
         cmd += ['--cfg-options', *cfg_options]
-    env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1')
+    # PYTHONFAULTHANDLER: an aborted process prints where it was.
+    env = dict(
+        os.environ,
+        PORT=str(free_port()),
+        OMP_NUM_THREADS='1',
+        PYTHONFAULTHANDLER='1')
     start = time.time()
     with open(log, 'w') as f:
         try:
@@ -188,10 +201,16 @@ def main(argv=None) -> int:
     print(f'{args.runs} runs of {args.nproc} processes: '
           f'dist_train.sh {config} {args.nproc}; folders in {root}')
     results, reference = [], None
-    for i in range(args.runs):
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    futures = [
+        pool.submit(run_once, config, args.nproc,
+                    osp.join(root,
+                             f'run{i:03d}'), args.cfg_options, args.timeout)
+        for i in range(args.runs)
+    ]
+    for i, future in enumerate(futures):
         work_dir = osp.join(root, f'run{i:03d}')
-        result = run_once(config, args.nproc, work_dir, args.cfg_options,
-                          args.timeout)
+        result = future.result()
         note = ''
         if args.compare and result['rc'] == 0:
             state = last_learned(work_dir)
@@ -217,6 +236,7 @@ def main(argv=None) -> int:
             f'{result["seconds"]:.1f} s{note}'
             f'{"" if ok else "  see " + result["log"]}',
             flush=True)
+    pool.shutdown()
     failed = [r for r in results if r['rc'] != 0 or r['aborted']]
     codes = {}
     for r in results:
