@@ -115,8 +115,10 @@ def test_one_process_by_4_equals_two_by_2_with_augmentation(
         np.random.seed(1)  # another process: another global stream
         random.seed(1)
         torch.manual_seed(1)
-        split = [batches(dataset, ranks[0], 2), batches(dataset, ranks[1], 2,
-                                                        num_workers=2)]
+        split = [
+            batches(dataset, ranks[0], 2),
+            batches(dataset, ranks[1], 2, num_workers=2)
+        ]
         assert len(single) == len(split[0]) == len(split[1]) == 3
         for step, batch in enumerate(single):
             expected = dict(batch)
