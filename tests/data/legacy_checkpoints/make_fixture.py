@@ -23,13 +23,14 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-sys.path.insert(0, str(ROOT / 'tests' / 'test_tools'))
 
-from tools_testing import CONFIG_TEMPLATE, make_image_tree  # noqa: E402
 
-import mmprompt  # noqa: E402,F401
-from mmprompt.testing import (random_tiny_clip,  # noqa: E402
-                              save_open_clip_weights)
+def _tools_testing():
+    """The tools' test helpers (a tiny image tree and config template)."""
+    sys.path.insert(0, str(ROOT / 'tests' / 'test_tools'))
+    import tools_testing
+    return tools_testing
+
 
 HEADS = {
     'cocoop':
@@ -49,7 +50,7 @@ def fixed_images() -> torch.Tensor:
 
 
 def config_text(data_root: str, clip_file: str, head: str) -> str:
-    text = CONFIG_TEMPLATE.format(data_root=data_root)
+    text = _tools_testing().CONFIG_TEMPLATE.format(data_root=data_root)
     text = text.replace('pretrained=None', f'pretrained={clip_file!r}')
     start = text.index('    head=dict(')
     end = text.index('\n\npipeline')
@@ -60,12 +61,13 @@ def main() -> None:
     from mmengine.config import Config
 
     from mmprompt.registry import MODELS
+    from mmprompt.testing import random_tiny_clip, save_open_clip_weights
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = make_image_tree(tmp / 'data')
+        data = _tools_testing().make_image_tree(tmp / 'data')
         clip_file = str(tmp / 'tiny_clip.pt')
-        save_open_clip_weights(random_tiny_clip('mmprompt-tiny-vit', 0),
-                               clip_file)
+        save_open_clip_weights(
+            random_tiny_clip('mmprompt-tiny-vit', 0), clip_file)
         logits = {}
         for name, head in HEADS.items():
             config = tmp / f'{name}.py'
