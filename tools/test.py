@@ -38,7 +38,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from mmprompt.engine import CheckpointFitHook, TestProgressHook
+from mmprompt.engine import (CheckpointFitHook, TestProgressHook,
+                             teardown_distributed)
 from mmprompt.evaluation import PredictionDumper
 from mmprompt.evaluation.prediction_dumper import DUMP_SUFFIXES
 from mmprompt.registry import registry_hint
@@ -317,6 +318,7 @@ def main(argv=None) -> Optional[dict]:
             logger='current')
         check_checkpoint(str(checkpoint))
 
+    finished = False
     try:
         runner = Runner.from_cfg(cfg)
         if checkpoint:
@@ -334,6 +336,7 @@ def main(argv=None) -> Optional[dict]:
                     args.out,
                     class_names=(evaluator.dataset_meta or {}).get('classes')))
         metrics = runner.test()
+        finished = True
     except KeyError as err:
         hint = registry_hint(err)
         if hint is None:
@@ -341,6 +344,12 @@ def main(argv=None) -> Optional[dict]:
         raise SystemExit(f'test.py: error: {hint}') from None
     except CheckpointMismatchError as err:
         raise SystemExit(f'test.py: error: {err}') from None
+    finally:
+        # As tools/train.py: the model holds the process group of a
+        # distributed test; release it and tear the group down before the
+        # interpreter exits (dist_test.sh).
+        runner = None  # noqa: F841
+        teardown_distributed(wait=finished)
     if args.out is not None and args.out_item == 'metrics' \
             and is_main_process():
         mmengine.mkdir_or_exist(osp.dirname(osp.abspath(args.out)))
