@@ -23,6 +23,7 @@ from reliability_testing import (REPO_ROOT, finish, kill_after_line, learned,
                                  write_config)
 
 from mmprompt.registry import DATASETS, MODELS, registry_hint
+from mmprompt.testing import tiny_prompt_classifier
 from mmprompt.utils import (CheckpointMismatchError, check_checkpoint_fits,
                             existing_checkpoints)
 
@@ -154,14 +155,7 @@ def test_new_run_never_overwrites_checkpoints(tiny, tmp_path):
 def test_learned_state_is_all_tensors():
     """mmengine broadcasts every ``state_dict()`` value before distributed
     training; its ``broadcast`` takes tensors only."""
-    model = MODELS.build(
-        dict(
-            type='PromptClassifier',
-            clip=dict(
-                type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None),
-            head=dict(
-                type='CoCoOpHead',
-                prompt_learner=dict(type='CoCoOpPromptLearner', n_ctx=4))))
+    model = tiny_prompt_classifier('CoCoOpHead', n_ctx=4)
     wrong = {
         k: type(v).__name__
         for k, v in model.state_dict().items()
@@ -246,14 +240,7 @@ class _PoisonHook(Hook):
 # 4. Bad input
 # ---------------------------------------------------------------------------
 def _coop(n_ctx):
-    return MODELS.build(
-        dict(
-            type='PromptClassifier',
-            clip=dict(
-                type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None),
-            head=dict(
-                type='CoOpHead',
-                prompt_learner=dict(type='CoOpPromptLearner', n_ctx=n_ctx))))
+    return tiny_prompt_classifier(n_ctx=n_ctx)
 
 
 def test_checkpoint_of_another_n_ctx_or_method_is_refused(tiny, tmp_path):

@@ -8,20 +8,14 @@ import torch
 from mmengine.config import Config
 
 from mmprompt.engine import CheckpointFitHook
-from mmprompt.registry import HOOKS, MODELS
+from mmprompt.registry import HOOKS
+from mmprompt.testing import tiny_prompt_classifier
 from mmprompt.utils import TRAINED_ON, CheckpointMismatchError
 
 
 @pytest.fixture(scope='module')
 def runner(tmp_path_factory):
-    model = MODELS.build(
-        dict(
-            type='PromptClassifier',
-            clip=dict(
-                type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None),
-            head=dict(
-                type='CoOpHead',
-                prompt_learner=dict(type='CoOpPromptLearner', n_ctx=4))))
+    model = tiny_prompt_classifier(n_ctx=4)
     return SimpleNamespace(
         model=model,
         cfg=Config(dict()),
@@ -87,15 +81,7 @@ def test_the_message_names_the_checkpoint_being_loaded(runner):
 # What a checkpoint was trained with
 # ---------------------------------------------------------------------------
 def _coop(**learner):
-    return MODELS.build(
-        dict(
-            type='PromptClassifier',
-            clip=dict(
-                type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None),
-            head=dict(
-                type='CoOpHead',
-                prompt_learner=dict(
-                    type='CoOpPromptLearner', n_ctx=4, **learner))))
+    return tiny_prompt_classifier(n_ctx=4, **learner)
 
 
 def _runner_of(model, classes=('cat', 'dog')):
@@ -154,15 +140,7 @@ def test_checkpoints_that_record_nothing_still_load(runner):
         'legacy_checkpoints' / 'cocoop_epoch_1.pth'
     checkpoint = load_checkpoint_file(str(legacy))
     assert TRAINED_ON not in checkpoint['meta']
-    model = MODELS.build(
-        dict(
-            type='PromptClassifier',
-            clip=dict(
-                type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None),
-            head=dict(
-                type='CoCoOpHead',
-                prompt_learner=dict(
-                    type='CoCoOpPromptLearner', ctx_init='a photo of a'))))
+    model = tiny_prompt_classifier('CoCoOpHead', ctx_init='a photo of a')
     CheckpointFitHook(str(legacy)).after_load_checkpoint(
         SimpleNamespace(model=model, cfg=Config(dict()), work_dir='.'),
         checkpoint)

@@ -6,7 +6,8 @@ import pytest
 import torch.nn as nn
 
 from mmprompt.engine import ClassNamesHook
-from mmprompt.registry import HOOKS, MODELS
+from mmprompt.registry import HOOKS
+from mmprompt.testing import tiny_prompt_classifier
 
 TRAIN = ['cat', 'dog', 'sea lion']
 VAL = ['owl', 'fox']
@@ -79,14 +80,7 @@ def test_validation_without_training_keeps_its_classes():
 
 
 def test_a_prompt_classifier_scores_the_classes_of_each_stage():
-    model = MODELS.build(
-        dict(
-            type='PromptClassifier',
-            clip=dict(
-                type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None),
-            head=dict(
-                type='CoOpHead',
-                prompt_learner=dict(type='CoOpPromptLearner', n_ctx=2))))
+    model = tiny_prompt_classifier(n_ctx=2)
     runner = _runner(model)
     hook = ClassNamesHook()
     hook.before_train(runner)

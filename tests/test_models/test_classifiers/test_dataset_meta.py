@@ -9,19 +9,12 @@ import torch
 from mmengine.logging import MMLogger
 from mmpretrain.datasets import Caltech101 as MMPretrainCaltech101
 
-from mmprompt.registry import MODELS
+from mmprompt.testing import tiny_prompt_classifier
 
 
 @pytest.fixture
 def model():
-    return MODELS.build(
-        dict(
-            type='PromptClassifier',
-            clip=dict(
-                type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None),
-            head=dict(
-                type='CoOpHead',
-                prompt_learner=dict(type='CoOpPromptLearner', n_ctx=4))))
+    return tiny_prompt_classifier(n_ctx=4)
 
 
 @pytest.fixture
