@@ -4,11 +4,10 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from mmprompt.registry import MODELS
 from .base import CLIPHead
-from .templates import resolve_templates
+from .text_bank import TextFeatureBank
 
 __all__ = ['ZeroShotHead']
 
@@ -60,33 +59,22 @@ class ZeroShotHead(CLIPHead):
             topk=topk,
             cal_acc=cal_acc,
             init_cfg=init_cfg)
-        self.templates = resolve_templates(templates)
+        self.bank = TextFeatureBank(self.clip, templates)
         self._class_names: list = []
-        self._text_features: Optional[torch.Tensor] = None
 
     @property
     def class_names(self) -> list:
         return self._class_names
+
+    @property
+    def templates(self) -> list:
+        return self.bank.templates
 
     def set_class_names(self, class_names: Sequence[str]) -> None:
         names = list(class_names)
         if not names:
             raise ValueError('class_names is empty: give at least one class')
         self._class_names = names
-        self._text_features = None
-
-    @torch.no_grad()
-    def _encode_classes(self) -> torch.Tensor:
-        readable = [n.replace('_', ' ') for n in self._class_names]
-        per_template = []
-        for template in self.templates:
-            tokens = self.clip.tokenize([template.format(n) for n in readable])
-            per_template.append(
-                F.normalize(
-                    self.clip.encode_text_tokens(tokens).float(), dim=-1))
-        if len(per_template) == 1:
-            return per_template[0]
-        return F.normalize(torch.stack(per_template).mean(0), dim=-1)
 
     def text_features(self) -> torch.Tensor:
         """Text features of every class, ``(K, D)``, normalised."""
@@ -95,11 +83,7 @@ class ZeroShotHead(CLIPHead):
                 'no class names are set: call set_class_names(names) (the '
                 "runner does it from the dataset's metainfo['classes'] "
                 'through ClassNamesHook)')
-        device = self.clip.device
-        if (self._text_features is None
-                or self._text_features.device != device):
-            self._text_features = self._encode_classes()
-        return self._text_features
+        return self.bank(self._class_names)
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """Logits ``(B, K)`` from normalised image features ``(B, D)``."""
