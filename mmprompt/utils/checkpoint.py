@@ -48,7 +48,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import CheckpointLoader
 
 __all__ = [
-    'CorruptCheckpointError', 'UnsafeCheckpointError',
+    'CorruptCheckpointError', 'UnsafeCheckpointError', 'OpaqueObject',
     'CheckpointMismatchError', 'CheckpointWriteError', 'load_checkpoint_file',
     'register_checkpoint_loader', 'register_safe_globals', 'strip_prefix',
     'LEARNER_PREFIX', 'original_format', 'checkpoint_filter_fn',
@@ -117,6 +117,53 @@ def _numpy_globals() -> list:
     return safe
 
 
+class OpaqueObject:
+    """A pickled object of an original trainer that mmprompt never uses,
+    read as data: its class name and pickled state, nothing constructed.
+
+    The forked Dassl of KgCoOp and ProGrad (``Dassl.ProGrad.pytorch``)
+    saves the warm-up scheduler's ``state_dict()``, which holds its
+    ``successor`` whole: a pickled ``CosineAnnealingLR`` holding the pickled
+    ``SGD`` (whose state is a ``defaultdict``). :func:`load_checkpoint_file`
+    reads these classes as subclasses of this one, never importing or
+    calling the real ones, so such a file loads with ``weights_only=True``
+    and the learned tensors next to it can be converted.
+
+    Attributes:
+        name (str): The pickled class, e.g.
+            ``'torch.optim.lr_scheduler.CosineAnnealingLR'``.
+        state (Any): Its pickled state (plain containers and tensors).
+    """
+
+    name = ''
+    state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f'<opaque {self.name}>'
+
+
+def _opaque(name: str) -> type:
+    return type('OpaqueObject', (OpaqueObject, ), dict(name=name))
+
+
+def _plain_dict(*args) -> dict:
+    """``collections.defaultdict(factory)`` read as a plain dict: the
+    factory (a global) is never called."""
+    return {}
+
+
+#: The globals of original trainers' checkpoints read as inert data
+#: (``(stand-in, pickled name)``), only while :func:`load_checkpoint_file`
+#: reads a file.
+_ORIGINAL_TRAINER_GLOBALS = [
+    (_opaque(name), name)
+    for name in ('torch.optim.lr_scheduler.CosineAnnealingLR',
+                 'torch.optim.sgd.SGD')
+] + [(_plain_dict, 'collections.defaultdict'), (dict, 'builtins.dict')]
+
 _REGISTERED = False
 
 
@@ -140,6 +187,10 @@ def load_checkpoint_file(filename: Union[str, Any],
                                                       torch.device]] = None,
                          **kwargs) -> Any:
     """``torch.load`` with ``weights_only=True`` and a clear refusal.
+
+    The scheduler and optimizer objects that the original KgCoOp and
+    ProGrad trainers pickle into their checkpoints are read as inert
+    :class:`OpaqueObject` records (never constructed).
 
     Args:
         filename (str | file-like): The checkpoint to read.
@@ -165,8 +216,12 @@ def load_checkpoint_file(filename: Union[str, Any],
     """
     register_safe_globals()
     try:
-        return torch.load(
-            filename, map_location=map_location, weights_only=True, **kwargs)
+        with torch.serialization.safe_globals(_ORIGINAL_TRAINER_GLOBALS):
+            return torch.load(
+                filename,
+                map_location=map_location,
+                weights_only=True,
+                **kwargs)
     except UnsafeCheckpointError:
         raise
     except pickle.UnpicklingError as err:

@@ -17,13 +17,14 @@ from torch.utils.data import Dataset
 from mmprompt.registry import MODELS
 from mmprompt.utils import (ATOMIC_BACKEND, AtomicLocalBackend,
                             CheckpointMismatchError, CheckpointWriteError,
-                            CorruptCheckpointError, UnsafeCheckpointError,
-                            atomic_write, check_checkpoint_fits,
-                            checkpoint_filter_fn, convert_coop_state_dict,
-                            existing_checkpoints, find_last_valid_checkpoint,
-                            is_valid_checkpoint, load_checkpoint_file,
-                            original_format, read_pointer,
-                            remove_partial_writes, repoint, strip_prefix)
+                            CorruptCheckpointError, OpaqueObject,
+                            UnsafeCheckpointError, atomic_write,
+                            check_checkpoint_fits, checkpoint_filter_fn,
+                            convert_coop_state_dict, existing_checkpoints,
+                            find_last_valid_checkpoint, is_valid_checkpoint,
+                            load_checkpoint_file, original_format,
+                            read_pointer, remove_partial_writes, repoint,
+                            strip_prefix)
 from mmprompt.utils.checkpoint import (TRAINED_ON, check_trained_on,
                                        record_trained_on, weights_match)
 
@@ -168,6 +169,50 @@ def test_a_text_file_is_reported_as_text(text, tmp_path):
 def test_missing_checkpoint_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         load_checkpoint(_Toy(), str(tmp_path / 'missing.pth'))
+
+
+def test_a_pickled_torch_optimizer_and_scheduler_are_read_as_data(tmp_path):
+    """What the forked Dassl of KgCoOp and ProGrad pickles into a
+    checkpoint (the warm-up scheduler's successor, a CosineAnnealingLR
+    holding the SGD whose state is a defaultdict) loads with weights_only,
+    as inert records: no torch class is constructed or called."""
+    param = nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.SGD([param], lr=0.1, momentum=0.9)
+    param.grad = torch.ones(2)
+    optimizer.step()  # a momentum buffer in its (default)dict state
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 4)
+    path = tmp_path / 'model.pth.tar-10'
+    checkpoint = dict(
+        state_dict=dict(ctx=param.detach()),
+        scheduler=dict(successor=scheduler))
+    torch.save(checkpoint, path)
+    loaded = load_checkpoint_file(str(path))
+    successor = loaded['scheduler']['successor']
+    assert isinstance(successor, OpaqueObject)
+    assert not isinstance(successor, torch.optim.lr_scheduler.LRScheduler)
+    assert successor.name == 'torch.optim.lr_scheduler.CosineAnnealingLR'
+    assert successor.state['T_max'] == 4
+    sgd = successor.state['optimizer']
+    assert sgd.name == 'torch.optim.sgd.SGD' and type(sgd.state) is dict
+    buffer, = sgd.state['state'].values()  # keyed by the parameter
+    torch.testing.assert_close(buffer['momentum_buffer'], torch.ones(2))
+    torch.testing.assert_close(loaded['state_dict']['ctx'], param.detach())
+    # The stand-ins are allowed while mmprompt reads a file, not after.
+    with pytest.raises(Exception, match='CosineAnnealingLR'):
+        torch.load(str(path), weights_only=True)
+
+
+def test_a_stand_in_cannot_be_called_with_arguments(tmp_path):
+
+    class _Calls:
+
+        def __reduce__(self):
+            return (torch.optim.SGD, ([torch.ones(1)], 0.1))
+
+    path = tmp_path / 'calls.pth'
+    torch.save({'x': _Calls()}, path)
+    with pytest.raises((CorruptCheckpointError, UnsafeCheckpointError)):
+        load_checkpoint_file(str(path))
 
 
 # ---------------------------------------------------------------------------
