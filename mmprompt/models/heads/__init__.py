@@ -2,12 +2,14 @@
 from .base import BasePromptHead, CLIPHead
 from .cocoop_head import CoCoOpHead
 from .coop_head import CoOpHead
-from .templates import DATASET_TEMPLATES, TEMPLATE_SETS, resolve_templates
+from .templates import (DATASET_TEMPLATES, KGCOOP_TEMPLATES, PROGRAD_TEMPLATES,
+                        TEMPLATE_SETS, TEMPLATE_TABLES, resolve_templates)
 from .text_bank import AGGREGATIONS, TextFeatureBank
 from .zero_shot_head import ZeroShotHead
 
 __all__ = [
     'AGGREGATIONS', 'TextFeatureBank', 'BasePromptHead', 'CLIPHead',
-    'CoCoOpHead', 'CoOpHead', 'DATASET_TEMPLATES', 'TEMPLATE_SETS',
-    'ZeroShotHead', 'resolve_templates'
+    'CoCoOpHead', 'CoOpHead', 'DATASET_TEMPLATES', 'KGCOOP_TEMPLATES',
+    'PROGRAD_TEMPLATES', 'TEMPLATE_SETS', 'TEMPLATE_TABLES', 'ZeroShotHead',
+    'resolve_templates'
 ]

@@ -43,6 +43,10 @@ class TextFeatureBank:
         replace_underscore (bool): Read ``_`` in class names as a space, as
             CoOp and most of its successors do (TaskRes and CLAP do not).
             Defaults to True.
+        table (str): The per-dataset template table a dataset name in
+            ``templates`` is looked up in (``'coop'``, ``'prograd'``, ...;
+            :data:`~mmprompt.models.heads.TEMPLATE_TABLES`): the originals
+            differ. Defaults to 'coop'.
 
     Examples:
         >>> from mmprompt.models import OpenCLIP
@@ -57,12 +61,13 @@ class TextFeatureBank:
                  clip: nn.Module,
                  templates: Union[str, Sequence[str]] = 'a photo of a {}.',
                  aggregation: str = 'normalize_mean',
-                 replace_underscore: bool = True) -> None:
+                 replace_underscore: bool = True,
+                 table: str = 'coop') -> None:
         if aggregation not in AGGREGATIONS:
             raise ValueError(f'aggregation must be one of {AGGREGATIONS}, '
                              f'got {aggregation!r}')
         self.clip = clip
-        self.templates = resolve_templates(templates)
+        self.templates = resolve_templates(templates, table)
         self.aggregation = aggregation
         self.replace_underscore = replace_underscore
         self._key: Optional[Tuple] = None
