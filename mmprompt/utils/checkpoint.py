@@ -342,6 +342,13 @@ LEARNER_PREFIX = 'head.prompt_learner.'
 _COOP_LEARNED = ('ctx', 'meta_net.linear1.weight', 'meta_net.linear1.bias',
                  'meta_net.linear2.weight', 'meta_net.linear2.bias')
 _COOP_REBUILT = ('token_prefix', 'token_suffix')
+# KgCoOp (htyao89/KgCoOp): CoOp's learner plus modules built, saved and
+# loaded but never used in forward (dead code of the original): a
+# (1, 512) 'bias_vectors' and an fp16 Linear(512, 512) 'meta_net'. Only
+# 'ctx' is learned; KgCoOp's load_model also deletes a 'token_midfix'.
+_KGCOOP_UNUSED = ('bias_vectors', 'meta_net.linear1.weight',
+                  'meta_net.linear1.bias')
+_KGCOOP_REBUILT = _COOP_REBUILT + ('token_midfix', )
 
 
 def strip_prefix(state_dict: Dict[str, Any],
@@ -380,12 +387,16 @@ def original_format(checkpoint: Any) -> Optional[str]:
     Returns:
         str | None: ``'CoOp/CoCoOp'`` for ``prompt_learner/model.pth.tar-N``
         of KaiyangZhou/CoOp (the prompt learner's own state dict, so ``ctx``
-        is a top-level key); None for mmprompt's checkpoints (the whole
-        model's state dict, ``head.prompt_learner.ctx``) and anything else.
+        is a top-level key); ``'KgCoOp'`` for that of htyao89/KgCoOp (``ctx``
+        beside its unused ``bias_vectors``); None for mmprompt's
+        checkpoints (the whole model's state dict,
+        ``head.prompt_learner.ctx``) and anything else.
 
     Examples:
         >>> original_format({'state_dict': {'ctx': 0, 'token_prefix': 0}})
         'CoOp/CoCoOp'
+        >>> original_format({'ctx': 0, 'bias_vectors': 0})
+        'KgCoOp'
         >>> original_format({'head.prompt_learner.ctx': 0}) is None
         True
     """
@@ -393,6 +404,8 @@ def original_format(checkpoint: Any) -> Optional[str]:
     if not isinstance(state_dict, dict):
         return None
     keys = strip_prefix(state_dict)
+    if 'ctx' in keys and 'bias_vectors' in keys:
+        return 'KgCoOp'
     if 'ctx' in keys:
         return 'CoOp/CoCoOp'
     # Another method's original code: recognise its keys here and add its
@@ -429,6 +442,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
       learner (``head.prompt_learner.ctx``, ...); the token buffers are
       dropped, as the original drops them when loading: they are rebuilt
       from the class names being scored.
+    * KgCoOp (htyao89/KgCoOp) saves the same file with ``ctx``, the token
+      buffers and modules its forward never uses: ``bias_vectors`` and an
+      fp16 ``meta_net.linear1``. ``ctx`` goes under the prompt learner
+      (a ``CoOpPromptLearner``); the rest is dropped.
 
     Args:
         state_dict (dict): A checkpoint's ``state_dict``, or the whole
@@ -476,6 +493,17 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
                     f'unexpected key {key!r} in a checkpoint of the original '
                     f'{source} code; known keys are '
                     f'{list(_COOP_LEARNED + _COOP_REBUILT)}')
+            converted[prefix + key] = value
+        return converted
+    if source == 'KgCoOp':
+        for key, value in state_dict.items():
+            if key in _KGCOOP_UNUSED + _KGCOOP_REBUILT:
+                continue
+            if key != 'ctx':
+                raise ValueError(
+                    f'unexpected key {key!r} in a checkpoint of the original '
+                    f"{source} code; known keys are "
+                    f"{['ctx', *_KGCOOP_UNUSED, *_KGCOOP_REBUILT]}")
             converted[prefix + key] = value
         return converted
     # A format original_format() knows must have its case above.

@@ -2,6 +2,7 @@
 from .base import BasePromptHead, CLIPHead
 from .cocoop_head import CoCoOpHead
 from .coop_head import CoOpHead
+from .kgcoop_head import KgCoOpHead
 from .templates import (DATASET_TEMPLATES, KGCOOP_TEMPLATES, PROGRAD_TEMPLATES,
                         TEMPLATE_SETS, TEMPLATE_TABLES, resolve_templates)
 from .text_bank import AGGREGATIONS, TextFeatureBank
@@ -10,6 +11,6 @@ from .zero_shot_head import ZeroShotHead
 __all__ = [
     'AGGREGATIONS', 'TextFeatureBank', 'BasePromptHead', 'CLIPHead',
     'CoCoOpHead', 'CoOpHead', 'DATASET_TEMPLATES', 'KGCOOP_TEMPLATES',
-    'PROGRAD_TEMPLATES', 'TEMPLATE_SETS', 'TEMPLATE_TABLES', 'ZeroShotHead',
-    'resolve_templates'
+    'KgCoOpHead', 'PROGRAD_TEMPLATES', 'TEMPLATE_SETS', 'TEMPLATE_TABLES',
+    'ZeroShotHead', 'resolve_templates'
 ]
