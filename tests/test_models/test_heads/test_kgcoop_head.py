@@ -6,10 +6,12 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmpretrain.structures import DataSample
 
 from mmprompt.registry import MODELS
-from mmprompt.utils import checkpoint_filter_fn, load_checkpoint_file
+from mmprompt.utils import (checkpoint_filter_fn, load_checkpoint_file,
+                            original_format)
 
 VARIANTS = ['kgcoop_word-init_w8', 'kgcoop_random8_w2', 'kgcoop_csc4_w1']
 TOWERS = ['vit', 'rn']
@@ -196,3 +198,163 @@ def test_first_iteration_at_the_warmup_lr(golden):
     sgd_steps(model, golden, lr=step['lr_first_iteration'], steps=1)
     # ~1e-6 of |p|: compared as parameters (fp32 rounding of p)
     assert rel_err(ctx, step['params_after_first_iteration']['ctx']) <= TOL
+
+
+# ---------------------------------------------------------------------------
+# Beyond the golden files
+# ---------------------------------------------------------------------------
+NAMES = ['cat', 'sea_lion', 'Apply_Eye_Makeup', 'tench']
+
+
+@pytest.fixture(scope='module')
+def tiny_clip():
+    torch.manual_seed(0)
+    return MODELS.build(
+        dict(type='OpenCLIP', arch='mmprompt-tiny-vit', pretrained=None))
+
+
+def kgcoop(clip, names=NAMES, head=None, **learner):
+    learner.setdefault('ctx_init', 'a photo of a')
+    return MODELS.build(
+        dict(
+            type='PromptClassifier',
+            clip=clip,
+            head=dict(
+                type='KgCoOpHead',
+                prompt_learner=dict(type='CoOpPromptLearner', **learner),
+                **(head or {})),
+            class_names=names))
+
+
+def tiny_batch(size=3):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(size, 3, 32, 32, generator=generator)
+    samples = [DataSample().set_gt_label(i % 2) for i in range(size)]
+    return images, samples
+
+
+def test_teacher_features_once_per_set_of_classes(tiny_clip):
+    model = kgcoop(tiny_clip)
+    calls = []
+    original = tiny_clip.encode_text_tokens
+
+    def counting(tokens):
+        calls.append(tokens.shape[0])
+        return original(tokens)
+
+    tiny_clip.encode_text_tokens = counting
+    try:
+        images, samples = tiny_batch()
+        for _ in range(3):  # three training steps: the bank is computed once
+            model(images, samples, mode='loss')
+        assert calls == [len(NAMES)]
+        model.eval()
+        with torch.no_grad():
+            model(images)  # evaluation needs no teacher
+        assert calls == [len(NAMES)]
+        first = model.head.clip_text_features()
+        model.set_class_names(NAMES[:2])  # e.g. another training set
+        model.train()
+        model(images, samples, mode='loss')
+        assert calls == [len(NAMES), 2]
+        torch.testing.assert_close(model.head.clip_text_features(), first[:2])
+    finally:
+        del tiny_clip.encode_text_tokens
+
+
+def test_the_term_is_half_the_squared_distance(tiny_clip):
+    model = kgcoop(tiny_clip, head=dict(kg_weight=3.0))
+    images, samples = tiny_batch()
+    losses = model(images, samples, mode='loss')
+    g = F.normalize(model.head.text_features(), dim=-1)
+    w_clip = model.head.clip_text_features()
+    expected = 3.0 * 0.5 * (g - w_clip).square().sum(-1).mean()
+    torch.testing.assert_close(losses['loss_kg'], expected)
+    # with w = 0 the loss is CoOp's
+    coop = kgcoop(tiny_clip, head=dict(kg_weight=0))
+    coop.load_state_dict(model.state_dict())
+    losses = coop(images, samples, mode='loss')
+    assert losses['loss_kg'].item() == 0
+    with torch.no_grad():
+        logits = coop(images)
+    labels = torch.tensor([s.gt_label.item() for s in samples])
+    torch.testing.assert_close(losses['loss'], F.cross_entropy(logits, labels))
+
+
+def test_user_settings_the_original_ignores_are_honoured(tiny_clip):
+    """The original takes any true CTX_INIT for 'a photo of a' and always
+    puts the class name last: mmprompt does what the config says."""
+    words = kgcoop(tiny_clip, ctx_init='a drawing of the')
+    assert words.head.prompt_learner.prompt_prefix == 'a drawing of the'
+    photo = kgcoop(tiny_clip)
+    assert not torch.equal(words.head.prompt_learner.ctx,
+                           photo.head.prompt_learner.ctx)
+    images, samples = tiny_batch()
+    front = kgcoop(
+        tiny_clip, ctx_init='', n_ctx=4, class_token_position='front')
+    end = kgcoop(tiny_clip, ctx_init='', n_ctx=4)
+    end.load_state_dict(front.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(front(images), end(images))
+    # both train: the term reaches the context in every layout
+    for model in (front, end):
+        losses = model(images, samples, mode='loss')
+        grad, = torch.autograd.grad(losses['loss_kg'],
+                                    model.head.prompt_learner.ctx)
+        assert grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('arch', ['mmprompt-tiny-vit', 'mmprompt-tiny-rn'])
+def test_autocast_and_fp16(arch):
+    """--amp (autocast) and the original's fp16 mode: the term is computed
+    in fp32 and the context's gradient is finite."""
+    torch.manual_seed(0)
+    size = 64 if arch.endswith('rn') else 32
+    images = torch.rand(2, 3, size, size)
+    samples = [DataSample().set_gt_label(i) for i in (0, 1)]
+    for precision, autocast in (('fp32', True), ('bf16', True), ('fp16',
+                                                                 False)):
+        clip = MODELS.build(
+            dict(
+                type='OpenCLIP',
+                arch=arch,
+                pretrained=None,
+                precision=precision))
+        model = kgcoop(clip)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            losses = model(images, samples, mode='loss')
+        assert losses['loss_kg'].dtype == torch.float32
+        sum(losses.values()).backward()
+        grad = model.head.prompt_learner.ctx.grad
+        assert grad is not None and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize('head,match', [
+    (dict(templates='Textures'),
+     "templates='Textures' is not a template .* the 'kgcoop' table"),
+    (dict(templates='a photo of a cat'), 'not a template'),
+    (dict(templates=[]), 'templates is empty'),
+    (dict(templates=['a {} photo', 'no class']),
+     "every template needs .*'no class'"),
+    (dict(template_table='KgCoOp'), "table must be one of .* got 'KgCoOp'"),
+    (dict(kg_weight=-1), 'kg_weight must be a number >= 0 .* got -1'),
+    (dict(kg_weight='8'), "kg_weight must be a number >= 0 .* got '8'"),
+    (dict(aggregation='mean'), 'aggregation must be one of'),
+])
+def test_bad_arguments_are_named(tiny_clip, head, match):
+    with pytest.raises(ValueError, match=match):
+        kgcoop(tiny_clip, head=head)
+
+
+def test_converter_case(golden_dir):
+    for path in sorted((golden_dir / 'kgcoop').glob('*/*/model.pth.tar-10')):
+        original = load_checkpoint_file(path)
+        assert original_format(original) == 'KgCoOp'
+        converted = checkpoint_filter_fn(original)
+        assert list(converted) == ['head.prompt_learner.ctx'], path
+        assert converted['head.prompt_learner.ctx'] is original['state_dict'][
+            'ctx']
+    state = dict(original['state_dict'], prompt_bias=torch.zeros(1))
+    with pytest.raises(
+            ValueError, match="unexpected key 'prompt_bias' .* KgCoOp"):
+        checkpoint_filter_fn(state)
