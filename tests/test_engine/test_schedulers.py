@@ -178,3 +178,59 @@ def test_runner_applies_original_lrs_and_resumes(tmp_path):
         load_from=str(tmp_path / 'epoch_4.pth')).train()
     assert [e for e, _ in resumed] == list(range(4, 10))
     assert_close([lr for _, lr in resumed], expected[4:])
+
+
+# ---------------------------------------------------------------------------
+# KgCoOp's schedules (golden/kgcoop/lr_per_epoch.json, 100 epochs)
+# ---------------------------------------------------------------------------
+def kgcoop_lrs():
+    path = golden_path('kgcoop', 'lr_per_epoch.json')
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize('name,bug', [
+    ('c43ccc3', None),
+    ('before_98d11b8', 'kgcoop_before_98d11b8'),
+    ('before_98d11b8_torch1x_emulated', 'kgcoop_before_98d11b8_torch1x'),
+])
+def test_kgcoop_schedules(name, bug):
+    """The fixed code is the default schedule; the double step of KgCoOp
+    before 98d11b8 (issue #2) is the named option, under current torch
+    (lr <= 1e-5, 9.7e-12 in the last epoch) and torch 1.x."""
+    expected = kgcoop_lrs()[name]
+    opt = make_optimizer()
+    sched = PARAM_SCHEDULERS.build(
+        dict(type='ConstantWarmupCosineLR', T_max=100, original_bug=bug),
+        default_args=dict(optimizer=opt))
+    got = run_epochs(opt, sched, 100)
+    for epoch, (g, e) in enumerate(zip(got, expected)):
+        assert abs(g - e) <= 1e-12 * abs(e), (name, epoch, g, e)
+    if bug == 'kgcoop_before_98d11b8':
+        assert max(got) == 1e-5 and got[-1] == pytest.approx(9.73e-12, 1e-3)
+
+
+def test_kgcoop_bug_resumes_and_checks_its_arguments():
+    expected = kgcoop_lrs()['before_98d11b8_torch1x_emulated']
+    bug = 'kgcoop_before_98d11b8_torch1x'
+    opt = make_optimizer()
+    sched = ConstantWarmupCosineLR(opt, T_max=100, original_bug=bug)
+    first = run_epochs(opt, sched, 46)
+    state = copy.deepcopy(sched.state_dict())
+    opt2 = make_optimizer()
+    sched2 = ConstantWarmupCosineLR(opt2, T_max=100, original_bug=bug)
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    sched2.load_state_dict(state)
+    # issue #2's log: 'epoch [46/100] ... lr 6.686703e-04'
+    assert f'{opt2.param_groups[0]["lr"]:.6e}' == '6.686703e-04'
+    assert_close(first + run_epochs(opt2, sched2, 54), expected)
+    with pytest.raises(
+            ValueError, match="original_bug must be None or one "
+            ".*got 'kgcoop'"):
+        ConstantWarmupCosineLR(
+            make_optimizer(), T_max=5, original_bug='kgcoop')
+    with pytest.raises(ValueError, match='eta_min=0, got eta_min=0.001'):
+        ConstantWarmupCosineLR(
+            make_optimizer(),
+            T_max=5,
+            eta_min=1e-3,
+            original_bug='kgcoop_before_98d11b8')
