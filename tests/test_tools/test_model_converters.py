@@ -108,3 +108,72 @@ def test_unreadable_sources_and_destinations_are_named(converter, tmp_path):
     with pytest.raises(SystemExit, match=r'out.* is a folder'):
         converter.main([str(src), str(folder), '--force'])
     assert not (tmp_path / 'x.pth').exists() and not list(folder.iterdir())
+
+
+KGCOOP_VARIANTS = sorted(f'{model}/{variant}'
+                         for model in ('tiny-vit', 'tiny-rn')
+                         for variant in ('kgcoop_word-init_w8',
+                                         'kgcoop_random8_w2',
+                                         'kgcoop_csc4_w1'))
+
+
+@pytest.mark.parametrize('variant', KGCOOP_VARIANTS)
+def test_kgcoop_checkpoints_convert_and_give_the_originals_logits(
+        converter, variant, tmp_path):
+    """KgCoOp's file holds a pickled scheduler (read as data), the dead
+    bias_vectors and fp16 meta_net (dropped) and ctx: the converted file
+    gives the original's logits."""
+    import json
+
+    from mmprompt.registry import MODELS
+    model_dir, name = variant.split('/')
+    src = golden_dir('kgcoop', model_dir, name) / 'model.pth.tar-10'
+    dst = tmp_path / 'kgcoop.pth'
+    converter.main([str(src), str(dst)])
+    converted = load_checkpoint_file(str(dst))
+    assert list(converted['state_dict']) == [PREFIX + 'ctx']
+    meta = converted['meta']
+    assert meta['source'] == 'original KgCoOp prompt learner (htyao89/KgCoOp)'
+    assert meta['dropped_keys'] == [
+        'bias_vectors', 'meta_net.linear1.bias', 'meta_net.linear1.weight',
+        'token_prefix', 'token_suffix'
+    ]
+    spec = json.loads((src.parent / 'options.json').read_text())
+    options = spec['options']
+    inputs = torch.load(golden_dir(model_dir) / 'inputs.pt', weights_only=True)
+    learner = dict(type='CoOpPromptLearner')
+    learner.update(
+        dict(ctx_init='a photo of a') if options['ctx_init'] else dict(
+            n_ctx=options['n_ctx']))
+    if options['csc']:
+        learner.update(csc=True, num_classes=len(inputs['classnames']))
+    model = MODELS.build(
+        dict(
+            type='PromptClassifier',
+            clip=dict(
+                type='OpenCLIP',
+                arch=f'mmprompt-{model_dir}',
+                pretrained=str(golden_dir(model_dir) /
+                               'openai_state_dict.pt')),
+            head=dict(
+                type='KgCoOpHead',
+                prompt_learner=learner,
+                templates=spec['dataset'],
+                kg_weight=options['w']),
+            class_names=inputs['classnames']))
+    model.load_state_dict(converted['state_dict'], strict=False)
+    model.eval()
+    with torch.no_grad():
+        logits = model(inputs['images'])
+    expected = torch.load(src.parent / 'logits.pt', weights_only=True)
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_refuses_what_no_original_wrote(converter, tmp_path):
+    src = tmp_path / 'weights.pth'
+    torch.save({'state_dict': {'weight': torch.zeros(2)}}, str(src))
+    with pytest.raises(
+            SystemExit,
+            match=r"not a checkpoint of an original prompt learner "
+            r"\(CoOp/CoCoOp, KgCoOp\).*found \['weight'\]"):
+        converter.main([str(src), str(tmp_path / 'x.pth')])

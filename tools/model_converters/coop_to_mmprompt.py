@@ -1,13 +1,17 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Convert a prompt learner checkpoint of the original CoOp / CoCoOp code.
+"""Convert a prompt learner checkpoint of the original code: CoOp / CoCoOp
+(KaiyangZhou/CoOp) or KgCoOp (htyao89/KgCoOp).
 
 The original writes ``<output>/prompt_learner/model.pth.tar-<epoch>`` as
 ``{'state_dict': {'ctx', ['meta_net.*',] 'token_prefix', 'token_suffix'},
-'epoch': N, ...}``. This writes the mmengine checkpoint that
-``tools/test.py`` (and ``load_from``) read: ``{'meta': {...},
-'state_dict': {'head.prompt_learner.ctx', ...}}``. The token buffers are
-dropped, as the original drops them on loading: they are rebuilt from the
-class names being scored.
+'epoch': N, ...}`` (KgCoOp's also holds its unused ``bias_vectors`` and
+``meta_net.linear1``, and a pickled scheduler, read as inert data). This
+writes the mmengine checkpoint that ``tools/test.py`` (and ``load_from``)
+read: ``{'meta': {...}, 'state_dict': {'head.prompt_learner.ctx', ...}}``.
+The token buffers are dropped, as the original drops them on loading: they
+are rebuilt from the class names being scored; so are KgCoOp's unused
+modules (``mmprompt.utils.checkpoint_filter_fn`` has one case per
+original).
 
 Examples:
     python tools/model_converters/coop_to_mmprompt.py \\
@@ -25,10 +29,16 @@ import torch
 from mmengine.logging import print_log
 
 from mmprompt.utils import (LEARNER_PREFIX, UnsafeCheckpointError,
-                            atomic_write, convert_coop_state_dict,
-                            load_checkpoint_file, strip_prefix)
+                            atomic_write, checkpoint_filter_fn,
+                            load_checkpoint_file, original_format,
+                            strip_prefix)
 
 PROG = 'coop_to_mmprompt.py'
+#: The originals whose checkpoints convert (``original_format``'s names).
+SOURCES = {
+    'CoOp/CoCoOp': 'KaiyangZhou/CoOp',
+    'KgCoOp': 'htyao89/KgCoOp',
+}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -36,7 +46,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description='Convert a prompt learner checkpoint of the original '
-        'CoOp/CoCoOp code (prompt_learner/model.pth.tar-N) to mmprompt.')
+        'CoOp/CoCoOp or KgCoOp code (prompt_learner/model.pth.tar-N) to '
+        'mmprompt.')
     parser.add_argument(
         'src',
         help='the original checkpoint, e.g. '
@@ -86,12 +97,20 @@ def convert(src: str, dst: str, force: bool = False) -> dict:
         raise ValueError(
             f'{src!r} is already an mmprompt checkpoint (it holds '
             f'{LEARNER_PREFIX}* keys); tools/test.py reads it as it is')
-    state_dict = convert_coop_state_dict(original)
+    source = original_format(original)
+    if source is None:
+        shown = list(found)[:8] if isinstance(found, dict) else \
+            type(original).__name__
+        raise ValueError(
+            f'{src!r} is not a checkpoint of an original prompt learner '
+            f"({', '.join(SOURCES)}): expected a 'state_dict' with 'ctx', "
+            f'found {shown}')
+    state_dict = checkpoint_filter_fn(original)
     kept = {k[len(LEARNER_PREFIX):] for k in state_dict}
     dropped = sorted(k for k in strip_prefix(found) if k not in kept)
     meta = dict(
         converted_from=osp.abspath(src),
-        source='original CoOp/CoCoOp prompt learner (KaiyangZhou/CoOp)',
+        source=f'original {source} prompt learner ({SOURCES[source]})',
         epoch=original.get('epoch'),
         dropped_keys=dropped,
         mmprompt_version=mmprompt.__version__)
@@ -109,7 +128,8 @@ def convert(src: str, dst: str, force: bool = False) -> dict:
     shapes = ', '.join(f'{k} {tuple(v.shape)}' for k, v in state_dict.items())
     print_log(
         f'{src} (epoch {meta["epoch"]}) -> {dst}: {shapes}; dropped '
-        f'{dropped} (rebuilt from the class names)',
+        f'{dropped} (rebuilt from the class names, or unused by the '
+        'original)',
         logger='current')
     return checkpoint
 
