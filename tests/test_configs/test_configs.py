@@ -23,7 +23,7 @@ from mmengine.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = REPO_ROOT / 'configs'
-METHODS = ('coop', 'cocoop', 'zeroshot', 'linear_probe')
+METHODS = ('coop', 'cocoop', 'zeroshot', 'linear_probe', 'kgcoop')
 
 ALL_CONFIG_FILES = sorted(
     str(p.relative_to(CONFIG_ROOT)) for p in CONFIG_ROOT.rglob('*.py')
@@ -55,7 +55,7 @@ NUM_CLASSES = {
     'ImageNetR': 200
 }
 NAME_RE = re.compile(
-    r'^(?P<alg>(coop|cocoop|zeroshot|linear-probe)[a-z0-9-]*)_'
+    r'^(?P<alg>(coop|cocoop|zeroshot|linear-probe|kgcoop)[a-z0-9-]*)_'
     r'(?P<backbone>resnet50|resnet101|vit-base-p32|vit-base-p16)_'
     r'clip-openai_'
     r'((?P<schedule>1xb(?P<batch>\d+)-ep(?P<epochs>\d+))_)?'
@@ -106,14 +106,15 @@ def test_one_config_per_model_zoo_row():
             f'configs/{method}: every config is a metafile row and every '
             'row has its config')
         listed += rows
-    assert 40 <= len(listed) <= 60
+    assert 40 <= len(listed) <= 100
 
 
 def test_config_names(configs):
     for rel in CONFIG_FILES:
         folder, _, fname = rel.rpartition('/')
         if not folder:
-            assert fname in ('coop_vit-b16.py', 'cocoop_vit-b16.py'), rel
+            assert fname in ('coop_vit-b16.py', 'cocoop_vit-b16.py',
+                             'kgcoop_vit-b16.py'), rel
             continue
         match = NAME_RE.match(fname[:-3])
         assert match, f'{rel} does not follow the naming scheme'
@@ -262,6 +263,19 @@ def test_training_protocol(configs):
             warmup_epochs=1,
             by_epoch=True), rel
         head = cfg.model.head
+        if head.type == 'KgCoOpHead':
+            # the original's vit_b16_ep100_ctxv1 with its scripts' W
+            assert train.batch_size == 128 and epochs == 100, rel
+            assert head.prompt_learner == dict(
+                type='CoOpPromptLearner',
+                n_ctx=4,
+                ctx_init='a photo of a',
+                csc=False,
+                class_token_position='end'), rel
+            assert head.kg_weight == 8.0 and ds.num_shots == 16, rel
+            assert head.template_table == 'kgcoop', rel
+            assert head.templates == ds.type, rel
+            continue
         if head.type == 'CoCoOpHead':
             assert train.batch_size == 1 and epochs == 10, rel
             assert head.prompt_learner == dict(
@@ -322,6 +336,18 @@ def test_representative_protocols(configs):
     assert ctxinit.model.head.prompt_learner.n_ctx == 4
     assert ctxinit.model.head.prompt_learner.ctx_init == 'a photo of a'
 
+    kgcoop = configs['kgcoop/kgcoop_vit-base-p16_clip-openai_1xb128-ep100_'
+                     'base2new-16shot-oxford-pets.py']
+    assert configs['kgcoop_vit-b16.py'].to_dict() == kgcoop.to_dict()
+    assert kgcoop.model.head.templates == 'OxfordPets'
+    assert kgcoop.param_scheduler.get('original_bug') is None
+    for loader in ('train', 'val', 'test'):
+        dataset = kgcoop[f'{loader}_dataloader'].dataset
+        assert dataset.subsample_classes == 'base'
+    eurosat = configs['kgcoop/kgcoop_vit-base-p16_clip-openai_1xb128-ep100_'
+                      'base2new-16shot-eurosat.py']
+    assert eurosat.train_dataloader.drop_last is False  # 5 x 16 < 128
+
     zs = configs['zeroshot/zeroshot_vit-base-p16_clip-openai_'
                  'base2new-eurosat.py']
     assert zs.model.head.templates == 'EuroSAT'
@@ -379,6 +405,22 @@ def test_readme_overrides(configs):
         str(CONFIG_ROOT / '_base_' / 'datasets' / 'imagenet_a.py'))
     assert target.test_dataloader.to_dict() == \
         imagenet_a.test_dataloader.to_dict()
+    # KgCoOp's few-shot setting and the old schedule (configs/kgcoop)
+    kgcoop = configs['kgcoop_vit-b16.py']
+    fewshot = _override(
+        kgcoop, 'train_dataloader.batch_size=32',
+        'train_dataloader.dataset.num_shots=4',
+        'val_dataloader.dataset.num_shots=4',
+        'train_dataloader.dataset.subsample_classes=all',
+        'val_dataloader.dataset.subsample_classes=all',
+        'test_dataloader.dataset.subsample_classes=all',
+        'param_scheduler.original_bug=kgcoop_before_98d11b8_torch1x',
+        'model.head.templates=imagenet-7')
+    assert fewshot.train_dataloader.batch_size == 32
+    assert fewshot.test_dataloader.dataset.subsample_classes == 'all'
+    assert fewshot.param_scheduler.original_bug == \
+        'kgcoop_before_98d11b8_torch1x'
+    assert fewshot.model.head.templates == 'imagenet-7'
 
 
 # ---------------------------------------------------------------------------
@@ -411,6 +453,13 @@ def test_models_build(configs):
                                          'imagenet-7+' + dataset), rel
             head['templates'] = ('a photo of a {}.'
                                  if len(templates) == 1 else 'imagenet-7')
+        if head['type'] == 'KgCoOpHead':
+            # The teacher's template: the trained dataset's, in KgCoOp's
+            # table; one model of them is built.
+            dataset = cfg.train_dataloader.dataset.type
+            assert head['templates'] == dataset, rel
+            assert resolve_templates(dataset, head['template_table'])
+            head['templates'] = 'a photo of a {}.'
         unique.setdefault(repr(model), (rel, model))
     assert len(unique) < 30
     images = torch.rand(2, 3, 32, 32)
@@ -613,7 +662,7 @@ def _tiny_runner_cfg(cfg, trees, work_dir):
 
 def test_runner_trains_entry_configs(configs, dataset_trees, tmp_path):
     from mmengine.runner import Runner
-    for rel in ('coop_vit-b16.py', 'cocoop_vit-b16.py'):
+    for rel in ('coop_vit-b16.py', 'cocoop_vit-b16.py', 'kgcoop_vit-b16.py'):
         cfg = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / rel)
         runner = Runner.from_cfg(cfg)
         runner.train()
