@@ -6,6 +6,8 @@ from .distributed import (accelerator_available, setup_cpu_distributed,
                           teardown_distributed)
 from .hooks import (CheckpointFitHook, ClassNamesHook, FiniteLossHook,
                     SafeCheckpointHook, TestProgressHook)
+from .optim_wrappers import (AMP_OPTIM_WRAPPERS, ProGradAmpOptimWrapper,
+                             ProGradOptimWrapper, prograd_project)
 from .rng import get_rng_state, set_rng_state
 from .schedulers import ConstantWarmupCosineLR
 
@@ -13,7 +15,8 @@ __all__ = [
     'CheckpointFitHook', 'ClassNamesHook', 'FiniteLossHook',
     'SafeCheckpointHook', 'TestProgressHook', 'ConstantWarmupCosineLR',
     'accelerator_available', 'setup_cpu_distributed', 'teardown_distributed',
-    'get_rng_state', 'set_rng_state'
+    'get_rng_state', 'set_rng_state', 'AMP_OPTIM_WRAPPERS',
+    'ProGradOptimWrapper', 'ProGradAmpOptimWrapper', 'prograd_project'
 ]
 # Importable from here as before; their homes are mmprompt.utils.checkpoint
 # and mmprompt.registry.

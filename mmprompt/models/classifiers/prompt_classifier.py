@@ -246,6 +246,20 @@ class PromptClassifier(BaseClassifier):
              data_samples: List[DataSample]) -> dict:
         return self.head.loss(self.extract_feat(inputs), data_samples)
 
+    def parse_losses(self, losses: dict) -> tuple:
+        """mmengine's: the sum of the ``loss*`` terms, and what to log.
+
+        A head whose update needs the gradient of each term on its own
+        (``ProGradHead``: ``ProGradOptimWrapper`` projects one gradient
+        away from the other) gives its ``update_terms(losses)`` in place of
+        the sum; the logged values are the same.
+        """
+        loss, log_vars = super().parse_losses(losses)
+        update_terms = getattr(self.head, 'update_terms', None)
+        if update_terms is not None:
+            loss = update_terms(losses)
+        return loss, log_vars
+
     def predict(self,
                 inputs: torch.Tensor,
                 data_samples: Optional[List[DataSample]] = None,

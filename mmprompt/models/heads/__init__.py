@@ -3,6 +3,7 @@ from .base import BasePromptHead, CLIPHead
 from .cocoop_head import CoCoOpHead
 from .coop_head import CoOpHead
 from .kgcoop_head import KgCoOpHead
+from .prograd_head import LossTerms, ProGradHead
 from .templates import (DATASET_TEMPLATES, KGCOOP_TEMPLATES, PROGRAD_TEMPLATES,
                         TEMPLATE_SETS, TEMPLATE_TABLES, resolve_templates)
 from .text_bank import AGGREGATIONS, TextFeatureBank
@@ -11,6 +12,6 @@ from .zero_shot_head import ZeroShotHead
 __all__ = [
     'AGGREGATIONS', 'TextFeatureBank', 'BasePromptHead', 'CLIPHead',
     'CoCoOpHead', 'CoOpHead', 'DATASET_TEMPLATES', 'KGCOOP_TEMPLATES',
-    'KgCoOpHead', 'PROGRAD_TEMPLATES', 'TEMPLATE_SETS', 'TEMPLATE_TABLES',
-    'ZeroShotHead', 'resolve_templates'
+    'KgCoOpHead', 'LossTerms', 'PROGRAD_TEMPLATES', 'ProGradHead',
+    'TEMPLATE_SETS', 'TEMPLATE_TABLES', 'ZeroShotHead', 'resolve_templates'
 ]

@@ -2,9 +2,10 @@
 from .base import BasePromptLearner
 from .cocoop import CoCoOpPromptLearner
 from .coop import CoOpPromptLearner
+from .prograd import ProGradPromptLearner
 from .prompts import LAYOUTS, ClassTokens, Prompts
 
 __all__ = [
     'BasePromptLearner', 'CoCoOpPromptLearner', 'CoOpPromptLearner',
-    'ClassTokens', 'LAYOUTS', 'Prompts'
+    'ClassTokens', 'LAYOUTS', 'ProGradPromptLearner', 'Prompts'
 ]
