@@ -31,8 +31,8 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmprompt.engine import (CheckpointFitHook, setup_cpu_distributed,
-                             teardown_distributed)
+from mmprompt.engine import (AMP_OPTIM_WRAPPERS, CheckpointFitHook,
+                             setup_cpu_distributed, teardown_distributed)
 from mmprompt.registry import registry_hint
 from mmprompt.utils import (POINTER, CheckpointMismatchError,
                             CheckpointWriteError, CorruptCheckpointError,
@@ -69,8 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='train with automatic mixed precision (AmpOptimWrapper, '
-        'dynamic loss scale); needs a GPU')
+        help='train with automatic mixed precision (AmpOptimWrapper, or '
+        'ProGradAmpOptimWrapper for ProGradOptimWrapper; dynamic loss '
+        'scale); needs a GPU')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -154,14 +155,17 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                 'MUSA devices only, and none is available here; train '
                 'without --amp')
         optim_wrapper = cfg.optim_wrapper
-        if optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        kind = optim_wrapper.get('type', 'OptimWrapper')
+        if kind in AMP_OPTIM_WRAPPERS.values():
             print_log(
-                'the config already trains with AmpOptimWrapper; --amp '
-                'changes nothing',
+                f'the config already trains with {kind}; --amp changes '
+                'nothing',
                 logger='current',
                 level=logging.WARNING)
         else:
-            optim_wrapper.type = 'AmpOptimWrapper'
+            # ProGradOptimWrapper's mixed-precision twin keeps its update.
+            optim_wrapper.type = AMP_OPTIM_WRAPPERS.get(
+                kind, 'AmpOptimWrapper')
             optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     if args.resume == 'auto':

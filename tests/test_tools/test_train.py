@@ -160,6 +160,10 @@ def test_amp(train_tool, tiny_config, monkeypatch):
     monkeypatch.setattr(train_tool, '_amp_device_available', lambda: True)
     cfg = _merge(train_tool, tiny_config, '--amp')
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    # ProGrad keeps its gradient projection under mixed precision.
+    cfg = _merge(train_tool, tiny_config, '--amp', '--cfg-options',
+                 'optim_wrapper.type=ProGradOptimWrapper')
+    assert cfg.optim_wrapper.type == 'ProGradAmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
 
 
