@@ -236,6 +236,8 @@ def test_paths_are_timed_interleaved(tool):
     (['x.py', '--steps', '-1'], '--steps must be a positive int'),
     (['x.py', '--warmup', '-1'], '--warmup must be >= 0'),
     (['--preset', 'nope'], 'invalid choice'),
+    (['--preset', 'kgcoop-train', '--baseline', 'x.py'
+      ], 'a preset brings its own comparison'),
     (['x.py', '--paths', 'other'], 'invalid choice')
 ])
 def test_parse_args_refuses(tool, capsys, argv, message):
@@ -247,11 +249,14 @@ def test_parse_args_refuses(tool, capsys, argv, message):
 def test_presets(tool):
     settings = tool.settings_of(tool.parse_args(['--preset', 'all']))
     by_name = {s['name']: s for s in settings}
-    assert set(by_name) == {
-        'cocoop-train-m4', 'cocoop-train-m16', 'cocoop-eval', 'coop-eval-1k'
+    assert set(by_name) >= {
+        'cocoop-train-m4', 'cocoop-train-m16', 'cocoop-eval', 'coop-eval-1k',
+        'kgcoop-train'
     }
     for s in settings:
         assert Path(s['config']).is_file()
+        if s.get('baseline'):
+            assert Path(s['baseline']['config']).is_file()
     m4 = by_name['cocoop-train-m4']
     assert (m4['classes'], m4['train_batch'], m4['mode'], m4['steps'],
             m4['speed_target']) == (50, 4, 'train', 5, 10)
@@ -344,5 +349,145 @@ def test_cli_measures_memory_in_subprocesses(tmp_path):
     assert record['test_batch'] == 3  # the config's
     assert record['threads'] == 1
     for path in ('mmprompt', 'straightforward'):
+        method = record['rows'][0][path]['memory_method']
+        assert method.startswith(('VmHWM', 'ru_maxrss'))
+
+
+# ---------------------------------------------------------------------------
+# A comparison of two models (KgCoOp's training step against CoOp's)
+# ---------------------------------------------------------------------------
+KGCOOP = dict(
+    type='KgCoOpHead',
+    prompt_learner=dict(type='CoOpPromptLearner', ctx_init='a photo of a'),
+    templates='EuroSAT')
+COOP_M4 = dict(
+    type='CoOpHead',
+    prompt_learner=dict(type='CoOpPromptLearner', ctx_init='a photo of a'))
+
+
+def test_kgcoop_preset(tool):
+    args = tool.parse_args(['--preset', 'kgcoop-train'])
+    (kg, ) = tool.settings_of(args)
+    assert kg['config'].endswith('configs/_base_/models/kgcoop.py')
+    assert (kg['classes'], kg['train_batch'], kg['mode'],
+            kg['max_ratio']) == (50, 4, 'train', 1.15)
+    baseline = kg['baseline']
+    assert baseline['config'].endswith('configs/_base_/models/coop.py')
+    # CoOp with KgCoOp's prompt: only the KgCoOp term differs
+    assert baseline['cfg_options'] == {
+        'model.head.prompt_learner.n_ctx': 4,
+        'model.head.prompt_learner.ctx_init': 'a photo of a'
+    }
+    model, _ = tool.build_model(
+        dict(kg, cfg_options={'model.clip.arch': 'mmprompt-tiny-vit'}))
+    assert type(model.head).__name__ == 'KgCoOpHead'
+    coop, _ = tool.build_model(
+        tool.pair_setting(
+            dict(kg, cfg_options={'model.clip.arch': 'mmprompt-tiny-vit'}),
+            'baseline'))
+    assert type(coop.head).__name__ == 'CoOpHead'
+    assert 'model.clip.arch' not in baseline['cfg_options']
+
+
+def pair(model_head=KGCOOP, baseline_head=COOP_M4):
+    return tool_module().ModelPair(
+        dict(model=build(model_head), baseline=build(baseline_head)))
+
+
+def tool_module():
+    return sys.modules['tools_analysis_tools_benchmark']
+
+
+def test_check_pair(tool):
+    models = pair()
+    found = tool.check_pair(models, setting(), ['train', 'test'])
+    assert set(found) == {'test logits', 'train loss (cross-entropy)'}
+    assert max(found.values()) <= tool.RTOL
+    # the baseline now holds the model's learned state
+    torch.testing.assert_close(
+        models.use('baseline').head.prompt_learner.ctx,
+        models.use('model').head.prompt_learner.ctx)
+    broken = pair()
+    head = broken.use('baseline').head
+    head.text_encoder = Rolled(head.text_encoder)
+    with pytest.raises(
+            AssertionError,
+            match='test logits of the model and '
+            'baseline paths differ'):
+        tool.check_pair(broken, setting(), ['test'])
+    other = pair(
+        baseline_head=dict(
+            type='CoOpHead',
+            prompt_learner=dict(type='CoOpPromptLearner', n_ctx=8)))
+    with pytest.raises(ValueError, match='--skip-check'):
+        tool.check_pair(other, setting(), ['test'])
+
+
+def test_pair_is_timed_interleaved_each_model_with_its_own_step(tool):
+    models = pair()
+    used = []
+    use = models.use
+    models.use = lambda path: used.append(path) or use(path)
+    stepped = []
+    for path in tool.PAIR_PATHS:
+        net = use(path)
+        net.head.prompt_learner.register_forward_hook(
+            lambda *_, path=path: stepped.append(path))
+    timings = tool.measure_time(models, setting(steps=3), tool.PAIR_PATHS,
+                                'train')
+    assert used == list(tool.PAIR_PATHS) * 4
+    assert stepped == list(tool.PAIR_PATHS) * 4
+    for path in tool.PAIR_PATHS:
+        assert len(timings[path]['seconds']) == 3
+
+
+def test_pair_end_to_end(tool, tmp_path, capsys):
+    out = tmp_path / 'results.json'
+    model = _config(tmp_path, KGCOOP)
+    baseline = _config(tmp_path, COOP_M4)
+    tool.main([model, '--baseline', baseline, '--classes', '3'] +
+              ['--batch', '2', '--mode', 'train', '--steps', '2'] +
+              ['--warmup', '1', '--no-isolate', '--markdown'] +
+              ['--out', str(out)])
+    table = capsys.readouterr().out
+    (record, ) = json.loads(out.read_text())['records']
+    assert (record['method'], record['baseline_method']) == ('KgCoOpHead',
+                                                             'CoOpHead')
+    assert max(record['agreement'].values()) <= 1e-4
+    (row, ) = record['rows']
+    assert len(row['round_ratios']) == 2
+    assert row['ratio'] == pytest.approx(
+        sorted(row['round_ratios'])[0] / 2 +
+        sorted(row['round_ratios'])[1] / 2)
+    for path in tool.PAIR_PATHS:
+        assert row[path]['images_per_s'] > 0 and row[path]['peak_mib'] >= 0
+    blocks = [block.splitlines() for block in table.split('\n\n')]
+    assert blocks[0][0].startswith('Measured ')
+    assert 'Time ratio (two models)' in blocks[0][0]
+    comparison, steps = blocks[1:]
+    assert 'time ratio' in comparison[0] and len(comparison) == 3
+    assert '| train | 3 | 2 | KgCoOpHead | CoOpHead |' in comparison[2]
+    assert len(steps) == 4
+    assert '| model (KgCoOpHead) |' in steps[2]
+    assert '| baseline (CoOpHead) |' in steps[3]
+
+
+def test_pair_memory_in_subprocesses(tmp_path):
+    out = tmp_path / 'results.json'
+    argv = [_config(tmp_path, KGCOOP), '--baseline', _config(tmp_path, COOP)]
+    argv += ['--classes', '3', '--batch', '2', '--mode', 'train']
+    argv += [
+        '--steps', '1', '--threads', '1', '--skip-check', '--out',
+        str(out)
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(TOOL)] + argv,
+        capture_output=True,
+        text=True,
+        cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (record, ) = json.loads(out.read_text())['records']
+    assert 'agreement' not in record
+    for path in ('model', 'baseline'):
         method = record['rows'][0][path]['memory_method']
         assert method.startswith(('VmHWM', 'ru_maxrss'))

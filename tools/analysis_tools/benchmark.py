@@ -19,10 +19,18 @@ Before anything is timed the two paths' logits (and, for training, loss
 and gradients) must agree. The paths are timed interleaved in one process,
 one step of each per round; the peak memory of one step of each path is
 measured in a fresh subprocess. Weights are random unless ``--pretrained``.
-See ``docs/benchmark.md``.
+
+A preset with a ``baseline`` (or ``--baseline CONFIG``) compares two
+*models* instead, e.g. KgCoOp's training step against CoOp's: the config's
+model (path ``model``) and the baseline config's (path ``baseline``), built
+with the same seed, classes and inputs, timed interleaved in the same way;
+their logits (and CE) must agree once the baseline holds the model's learned
+state. Reported is the time ratio model / baseline. See
+``docs/benchmark.md``.
 
 Examples:
     python tools/analysis_tools/benchmark.py --preset cocoop-train-m4
+    python tools/analysis_tools/benchmark.py --preset kgcoop-train
     python tools/analysis_tools/benchmark.py --preset all --markdown
     python tools/analysis_tools/benchmark.py configs/coop_vit-b16.py \\
         --classes 100 --batch 32 --images 200 --mode test --out res.json
@@ -59,6 +67,8 @@ from mmprompt.registry import MODELS
 PROG = 'benchmark.py'
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PATHS = ('mmprompt', 'straightforward')
+#: The paths of a comparison of two models (a preset with a ``baseline``).
+PAIR_PATHS = ('model', 'baseline')
 MODES = ('train', 'test')
 # SGD of the original (Dassl's defaults with CoOp's learning rate).
 SGD = dict(lr=0.002, momentum=0.9, weight_decay=5e-4)
@@ -117,6 +127,26 @@ PRESETS: Dict[str, dict] = {
         warmup=1,
         steps=1,
         speed_target=4.0),
+    # Issue 14: KgCoOp's training step costs CoOp's (its teacher features
+    # are computed once, in the warm-up step, not per step). The baseline
+    # is CoOp with KgCoOp's prompt, so only the KgCoOp term differs.
+    'kgcoop-train':
+    dict(
+        config='configs/_base_/models/kgcoop.py',
+        title='KgCoOp vs CoOp, ViT-B/16, M=4 "a photo of a"',
+        baseline=dict(
+            config='configs/_base_/models/coop.py',
+            cfg_options={
+                'model.head.prompt_learner.n_ctx': 4,
+                'model.head.prompt_learner.ctx_init': 'a photo of a'
+            },
+            title='CoOp'),
+        mode='train',
+        classes=50,
+        train_batch=4,
+        warmup=2,
+        steps=10,
+        max_ratio=1.15),
 }
 
 
@@ -137,6 +167,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=sorted(PRESETS) + ['all'],
         help='a setting of the docs table (fixes config, classes, batch, '
         'images, steps and warm-up; other options still apply)')
+    parser.add_argument(
+        '--baseline',
+        metavar='CONFIG',
+        help='compare the config\'s model with this config\'s model (a '
+        'CoOp-like head each; same seed, classes and inputs) instead of '
+        'two text encoders of one model')
     parser.add_argument(
         '--classes', type=int, help='number of classes K (default: 50)')
     parser.add_argument(
@@ -206,6 +242,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         return args
     if bool(args.config) == bool(args.preset):
         parser.error('give either a config or --preset')
+    if args.baseline and args.preset:
+        parser.error('--baseline compares a config with another; a preset '
+                     'brings its own comparison')
     for name in ('classes', 'batch', 'images', 'steps', 'threads'):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -232,6 +271,11 @@ def settings_of(args: argparse.Namespace) -> List[dict]:
     else:
         name = osp.splitext(osp.basename(args.config))[0]
         bases = [dict(config=args.config, name=name, title=name)]
+        if args.baseline:
+            baseline = osp.splitext(osp.basename(args.baseline))[0]
+            bases[0].update(
+                title=f'{name} vs {baseline}',
+                baseline=dict(config=args.baseline, title=baseline))
     settings = []
     for base in bases:
         setting = dict(
@@ -244,9 +288,17 @@ def settings_of(args: argparse.Namespace) -> List[dict]:
                 warmup=1,
                 steps=3,
                 speed_target=None,
-                memory_target=None), **base)
+                memory_target=None,
+                max_ratio=None), **base)
         setting['cfg_options'] = dict(
             base.get('cfg_options', {}), **(args.cfg_options or {}))
+        if base.get('baseline'):
+            baseline = dict(base['baseline'])
+            if args.preset:
+                baseline['config'] = osp.join(REPO_ROOT, baseline['config'])
+            baseline['cfg_options'] = dict(
+                baseline.get('cfg_options', {}), **(args.cfg_options or {}))
+            setting['baseline'] = baseline
         setting.update(
             device=args.device,
             amp=args.amp,
@@ -332,6 +384,33 @@ class Paths:
             head.cache_text_features = setting['cache_text_features']
         return self.model
 
+    def model_of(self, path: str) -> nn.Module:
+        """The model a path runs (the one model for both)."""
+        return self.model
+
+
+class ModelPair:
+    """The two models of a comparison (:data:`PAIR_PATHS`): the config's
+    (``'model'``) and the baseline config's (``'baseline'``). The same
+    interface as :class:`Paths`.
+
+    Args:
+        models (dict): ``{path: PromptClassifier}``, class names set.
+    """
+
+    def __init__(self, models: Dict[str, nn.Module]) -> None:
+        self.models = models
+
+    @property
+    def model(self) -> nn.Module:
+        return self.models['model']
+
+    def use(self, path: str) -> nn.Module:
+        """The model of ``path``."""
+        return self.models[path]
+
+    model_of = use
+
 
 def random_inputs(model: nn.Module, num: int, setting: dict,
                   seed: int) -> tuple:
@@ -361,7 +440,7 @@ def check_agreement(paths: Paths, setting: dict,
     of the largest value; returns the largest relative differences."""
     model = paths.model
     images, labels = random_inputs(model, 2, setting, setting['seed'] + 1)
-    found, outputs = {}, {}
+    outputs = {}
     for path in PATHS:
         paths.use(path).eval()
         model.set_class_names(model.class_names)  # no cached features
@@ -381,9 +460,17 @@ def check_agreement(paths: Paths, setting: dict,
                 outputs[path][f'gradient of {name}'] = p.grad.clone()
             model.zero_grad(set_to_none=True)
             model.eval()
-    for name, fast in outputs['mmprompt'].items():
+    return _differences(outputs, *PATHS)
+
+
+def _differences(outputs: Dict[str, dict], first: str,
+                 second: str) -> Dict[str, float]:
+    """The largest difference of each output of two paths, relative to the
+    second's largest value; ``AssertionError`` above ``RTOL``."""
+    found = {}
+    for name, fast in outputs[first].items():
         fast = fast.detach().float()
-        slow = outputs['straightforward'][name].detach().float()
+        slow = outputs[second][name].detach().float()
         if fast.shape != slow.shape:
             raise AssertionError(f'{name}: shapes differ, {tuple(fast.shape)}'
                                  f' and {tuple(slow.shape)}')
@@ -391,10 +478,65 @@ def check_agreement(paths: Paths, setting: dict,
         found[name] = float((fast - slow).abs().max() / scale)
         if not found[name] <= RTOL:
             raise AssertionError(
-                f'{name} of the mmprompt and straightforward paths differ by '
+                f'{name} of the {first} and {second} paths differ by '
                 f'{found[name]:.2e} of their largest value (allowed {RTOL}):'
                 ' the benchmark would compare different computations')
     return found
+
+
+# ----------------------------------------------------------------------
+# a comparison of two models
+# ----------------------------------------------------------------------
+def pair_setting(setting: dict, path: str) -> dict:
+    """The setting that builds ``path``'s model of a comparison: the
+    baseline's config and options for ``'baseline'``."""
+    if path == 'model':
+        return setting
+    baseline = setting['baseline']
+    return dict(
+        setting,
+        config=baseline['config'],
+        cfg_options=baseline.get('cfg_options', {}))
+
+
+def check_pair(pair: ModelPair, setting: dict,
+               modes: Sequence[str]) -> Dict[str, float]:
+    """Give the baseline the model's learned state, then raise
+    ``AssertionError`` unless both give the same logits on 2 images (and
+    in training the same ``loss``, the cross-entropy both heads report),
+    within ``RTOL``; returns the largest relative differences.
+
+    Raises:
+        ValueError: The two models do not learn the same tensors (nothing
+            to compare: pass ``--skip-check``).
+    """
+    model, baseline = pair.use('model'), pair.use('baseline')
+    state = model.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    other = {k: tuple(v.shape) for k, v in baseline.state_dict().items()}
+    if shapes != other:
+        raise ValueError(
+            f'the model learns {shapes} and the baseline {other}: their '
+            'outputs cannot be compared at equal parameters (--skip-check '
+            'times them without the check)')
+    baseline.load_state_dict(state)
+    images, labels = random_inputs(model, 2, setting, setting['seed'] + 1)
+    samples = [
+        DataSample().set_gt_label(int(label)).to(labels.device)
+        for label in labels
+    ]
+    outputs = {}
+    for path in PAIR_PATHS:
+        net = pair.use(path).eval()
+        net.set_class_names(net.class_names)  # no cached features
+        with torch.no_grad():
+            outputs[path] = {'test logits': net(images)}
+            if 'train' in modes:
+                net.train()
+                losses = net(images, samples, mode='loss')
+                outputs[path]['train loss (cross-entropy)'] = losses['loss']
+                net.eval()
+    return _differences(outputs, *PAIR_PATHS)
 
 
 # ----------------------------------------------------------------------
@@ -537,8 +679,7 @@ class Phase:
 def measure_memory(paths: Paths, setting: dict, path: str, mode: str) -> dict:
     """Peak memory of one step of ``path`` after the warm-up, above the
     loaded model and data."""
-    paths.use(path)
-    phase = Phase(paths.model, setting, mode)
+    phase = Phase(paths.use(path), setting, mode)
     phase.warm_up(setting['warmup'])
     _sync(setting['device'])
     memory = PeakMemory(setting['device'])
@@ -559,20 +700,28 @@ def measure_time(paths: Paths, setting: dict, path_names: Sequence[str],
         ``image_tower_seconds`` of each timed step.
     """
     device = setting['device']
-    phase = Phase(paths.model, setting, mode)
+    # One phase (inputs, optimizer) per model: both paths of one model
+    # share it; two models have their own, on equal inputs.
+    phases, by_model = {}, {}
+    for path in path_names:
+        model = paths.model_of(path)
+        if id(model) not in by_model:
+            by_model[id(model)] = Phase(model, setting, mode)
+        phases[path] = by_model[id(model)]
     for path in path_names:
         paths.use(path)
-        phase.warm_up(setting['warmup'])
+        phases[path].warm_up(setting['warmup'])
     timings = {
         path: dict(seconds=[], cpu_seconds=[], image_tower_seconds=[])
         for path in path_names
     }
     for _ in range(setting['steps']):
         for path in path_names:
-            paths.use(path)
+            model = paths.use(path)
+            phase = phases[path]
             phase.fresh()
             tower = []
-            with timed_image_tower(paths.model.clip, device, tower):
+            with timed_image_tower(model.clip, device, tower):
                 _sync(device)
                 start, cpu = time.perf_counter(), time.process_time()
                 phase.step()
@@ -583,7 +732,7 @@ def measure_time(paths: Paths, setting: dict, path_names: Sequence[str],
             timing['image_tower_seconds'].append(sum(tower))
     if setting.get('profile'):
         for path in path_names:
-            _profile(paths, phase, setting, path)
+            _profile(paths, phases[path], setting, path)
     return timings
 
 
@@ -631,8 +780,13 @@ def run_worker(spec_file: str) -> None:
         spec = json.load(f)
     setting = spec['setting']
     torch.set_num_threads(setting['threads'])
-    model, _ = build_model(setting)
-    result = measure_memory(Paths(model), setting, spec['path'], spec['mode'])
+    if spec['path'] in PAIR_PATHS:  # that model only
+        model, _ = build_model(pair_setting(setting, spec['path']))
+        paths = ModelPair({spec['path']: model})
+    else:
+        model, _ = build_model(setting)
+        paths = Paths(model)
+    result = measure_memory(paths, setting, spec['path'], spec['mode'])
     with open(spec['result'], 'w') as f:
         json.dump(result, f)
 
@@ -685,25 +839,7 @@ def run_setting(setting: dict, path_names: Sequence[str], isolate: bool,
             f"{name}: both paths agree: {record['agreement']}",
             logger='current')
     for mode in modes:
-        row = dict(mode=mode)
-        for path in path_names:
-            print_log(
-                f'{name}: peak memory of {path} {mode}...', logger='current')
-            memory = (
-                _in_subprocess(setting, path, mode)
-                if isolate else measure_memory(paths, setting, path, mode))
-            row[path] = memory
-        print_log(f'{name}: timing {mode}, interleaved...', logger='current')
-        for path, timing in measure_time(paths, setting, path_names,
-                                         mode).items():
-            row[path].update(timing)
-            median = statistics.median(timing['seconds'])
-            images = setting['train_batch' if mode == 'train' else 'images']
-            row[path].update(median_s=median, images_per_s=images / median)
-            print_log(
-                f"{name} {mode} {path}: {row[path]['images_per_s']:.3g} "
-                f"img/s, {row[path]['peak_mib']:.0f} MiB",
-                logger='current')
+        row = _measure_mode(paths, setting, path_names, mode, isolate)
         if set(PATHS) <= set(path_names):
             fast, slow = row['mmprompt'], row['straightforward']
             # Both paths process the same images per step.
@@ -714,6 +850,73 @@ def run_setting(setting: dict, path_names: Sequence[str], isolate: bool,
             row['memory_ratio'] = (
                 fast['peak_mib'] /
                 slow['peak_mib'] if slow['peak_mib'] > 0 else None)
+        record['rows'].append(row)
+    return record
+
+
+def _measure_mode(paths, setting: dict, path_names: Sequence[str], mode: str,
+                  isolate: bool) -> dict:
+    """Peak memory (in a fresh process each if ``isolate``) and interleaved
+    timings of every path in one phase: the row of ``mode``."""
+    name = setting['name']
+    row = dict(mode=mode)
+    for path in path_names:
+        print_log(f'{name}: peak memory of {path} {mode}...', logger='current')
+        memory = (
+            _in_subprocess(setting, path, mode) if isolate else measure_memory(
+                paths, setting, path, mode))
+        row[path] = memory
+    print_log(f'{name}: timing {mode}, interleaved...', logger='current')
+    for path, timing in measure_time(paths, setting, path_names, mode).items():
+        row[path].update(timing)
+        median = statistics.median(timing['seconds'])
+        images = setting['train_batch' if mode == 'train' else 'images']
+        row[path].update(median_s=median, images_per_s=images / median)
+        print_log(
+            f"{name} {mode} {path}: {row[path]['images_per_s']:.3g} "
+            f"img/s, {row[path]['peak_mib']:.0f} MiB",
+            logger='current')
+    return row
+
+
+def run_pair(setting: dict, isolate: bool, check: bool) -> dict:
+    """Check that the two models agree at equal parameters, then measure
+    both in every phase: time ratio model / baseline per round."""
+    torch.set_num_threads(setting['threads'])
+    models, cfg = {}, None
+    for path in PAIR_PATHS:
+        models[path], loaded = build_model(pair_setting(setting, path))
+        cfg = cfg or loaded
+    setting = resolve_sizes(setting, cfg)
+    pair = ModelPair(models)
+    modes = list(MODES) if setting['mode'] == 'both' else [setting['mode']]
+    model, baseline = models['model'], models['baseline']
+    record = dict(
+        setting,
+        arch=model.clip.arch,
+        method=type(model.head).__name__,
+        baseline_method=type(baseline.head).__name__,
+        text_encoder=type(model.head.text_encoder).__name__,
+        n_ctx=model.head.prompt_learner.n_ctx,
+        threads=torch.get_num_threads(),
+        modes=modes,
+        rows=[])
+    if check:
+        record['agreement'] = check_pair(pair, setting, modes)
+        print_log(
+            f"{setting['name']}: equal parameters, equal outputs: "
+            f"{record['agreement']}",
+            logger='current')
+    for mode in modes:
+        row = _measure_mode(pair, setting, PAIR_PATHS, mode, isolate)
+        fast, slow = row['model'], row['baseline']
+        row['round_ratios'] = [
+            m / b for m, b in zip(fast['seconds'], slow['seconds'])
+        ]
+        row['ratio'] = statistics.median(row['round_ratios'])
+        row['memory_ratio'] = (
+            fast['peak_mib'] /
+            slow['peak_mib'] if slow['peak_mib'] > 0 else None)
         record['rows'].append(row)
     return record
 
@@ -760,19 +963,22 @@ def _ratio(value: Optional[float], target: Optional[float],
     return f"{text} ({goal}: {'met' if met else '**not met**'})"
 
 
-def _range(ratios: Optional[List[float]]) -> str:
+def _range(ratios: Optional[List[float]], digits: int = 1) -> str:
     if not ratios:
         return '-'
-    low, high = f'{min(ratios):.1f}', f'{max(ratios):.1f}'
+    low, high = f'{min(ratios):.{digits}f}', f'{max(ratios):.{digits}f}'
     return f'{low}×' if low == high else f'{low}–{high}×'
 
 
 def markdown(records: List[dict], info: dict) -> str:
     """The results as markdown: where and how they were measured, the
-    comparison table, and every timed step's seconds."""
+    comparison table (of the two paths of one model), the table of the
+    comparisons of two models, and every timed step's seconds."""
     first = records[0]
     load = info.get('load_average')
-    lines = [
+    singles = [r for r in records if not r.get('baseline')]
+    pairs = [r for r in records if r.get('baseline')]
+    header = (
         f"Measured {info['date']} on {info['cpu']} ({info['nproc']} cores"
         f"{f', load {load:.1f} at the end' if load is not None else ''}), "
         f"{first['device']}, {first['threads']} torch threads, torch "
@@ -781,12 +987,18 @@ def markdown(records: List[dict], info: dict) -> str:
         'Speed-up: the median over rounds of straightforward s / mmprompt s, '
         'one step of each path per round in one process; img/s from each '
         "path's median step; peak memory of one step above the loaded model "
-        'and data, each path in a fresh process.', '',
-        '| setting | phase | K | batch | images | mmprompt img/s | '
-        'straightforward img/s | speed-up | per round | mmprompt peak MiB | '
-        'straightforward peak MiB | memory ratio |',
-        '|---|---|--:|--:|--:|--:|--:|---|---|--:|--:|---|'
-    ]
+        'and data, each path in a fresh process.')
+    if pairs:
+        header += (' Time ratio (two models): the median over rounds of '
+                   'model s / baseline s, timed and measured likewise.')
+    lines = [header, '']
+    if singles:
+        lines += [
+            '| setting | phase | K | batch | images | mmprompt img/s | '
+            'straightforward img/s | speed-up | per round | mmprompt peak '
+            'MiB | straightforward peak MiB | memory ratio |',
+            '|---|---|--:|--:|--:|--:|--:|---|---|--:|--:|---|'
+        ]
     steps = [
         '| setting | phase | path | timed s (median; all) | image tower s '
         '| CPU s |', '|---|---|---|---|--:|--:|'
@@ -795,6 +1007,9 @@ def markdown(records: List[dict], info: dict) -> str:
         name = f"`{record['name']}`"
         if record['title'] != record['name']:
             name += f": {record['title']}"
+        if record.get('baseline'):
+            steps += _pair_steps(record, name)
+            continue
         for row in record['rows']:
             train = row['mode'] == 'train'
             batch = record['train_batch' if train else 'test_batch']
@@ -821,7 +1036,58 @@ def markdown(records: List[dict], info: dict) -> str:
                     f"{r['median_s']:.3g} ({timed}) | "
                     f"{statistics.median(r['image_tower_seconds']):.3g} | "
                     f"{statistics.median(r['cpu_seconds']):.3g} |")
+    if pairs:
+        if singles:
+            lines.append('')
+        lines += _pair_table(pairs)
     return '\n'.join(lines + [''] + steps)
+
+
+def _pair_names(record: dict) -> Dict[str, str]:
+    """How a comparison's two paths are shown: their heads."""
+    return dict(
+        model=f"model ({record['method']})",
+        baseline=f"baseline ({record['baseline_method']})")
+
+
+def _pair_table(records: List[dict]) -> List[str]:
+    lines = [
+        '| setting | phase | K | batch | model | baseline | model img/s | '
+        'baseline img/s | time ratio | per round | model peak MiB | '
+        'baseline peak MiB | memory ratio |',
+        '|---|---|--:|--:|---|---|--:|--:|---|---|--:|--:|---|'
+    ]
+    for record in records:
+        name = f"`{record['name']}`: {record['title']}"
+        for row in record['rows']:
+            train = row['mode'] == 'train'
+            batch = record['train_batch' if train else 'test_batch']
+            fast, slow = row['model'], row['baseline']
+            lines.append(
+                f"| {name} | {row['mode']} | {record['classes']} | {batch} | "
+                f"{record['method']} | {record['baseline_method']} | "
+                f"{_num(fast['images_per_s'])} | "
+                f"{_num(slow['images_per_s'])} | "
+                f"{_ratio(row['ratio'], record.get('max_ratio'), False)} | "
+                f"{_range(row['round_ratios'], 2)} | "
+                f"{_num(fast['peak_mib'])} | {_num(slow['peak_mib'])} | "
+                f"{_ratio(row['memory_ratio'], None, False)} |")
+    return lines
+
+
+def _pair_steps(record: dict, name: str) -> List[str]:
+    lines = []
+    shown = _pair_names(record)
+    for row in record['rows']:
+        for path in PAIR_PATHS:
+            r = row[path]
+            timed = ', '.join(f'{s:.3g}' for s in r['seconds'])
+            lines.append(
+                f"| {name} | {row['mode']} | {shown[path]} | "
+                f"{r['median_s']:.3g} ({timed}) | "
+                f"{statistics.median(r['image_tower_seconds']):.3g} | "
+                f"{statistics.median(r['cpu_seconds']):.3g} |")
+    return lines
 
 
 def _log_to_stderr() -> None:
@@ -851,9 +1117,12 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     records, failed = [], []
     for setting in settings_of(args):
         try:
-            records.append(
-                run_setting(setting, args.paths, args.isolate,
-                            not args.skip_check))
+            if setting.get('baseline'):
+                record = run_pair(setting, args.isolate, not args.skip_check)
+            else:
+                record = run_setting(setting, args.paths, args.isolate,
+                                     not args.skip_check)
+            records.append(record)
         except (AssertionError, RuntimeError, ValueError) as err:
             print_log(
                 f"{setting['name']} failed: {type(err).__name__}: {err}",
