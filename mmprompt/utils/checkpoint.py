@@ -349,6 +349,11 @@ _COOP_REBUILT = ('token_prefix', 'token_suffix')
 _KGCOOP_UNUSED = ('bias_vectors', 'meta_net.linear1.weight',
                   'meta_net.linear1.bias')
 _KGCOOP_REBUILT = _COOP_REBUILT + ('token_midfix', )
+# ProGrad (BeierZhu/Prompt-align): CoOp's learner, so CoOp's state dict; the
+# whole file tells the forked Dassl that wrote it (Dassl.ProGrad.pytorch
+# saves the optimizer and scheduler but no 'val_result', which upstream
+# Dassl, CoOp's, adds). Converted as CoOp's.
+_PROGRAD_FILE = ('optimizer', 'scheduler')
 
 
 def strip_prefix(state_dict: Dict[str, Any],
@@ -388,15 +393,21 @@ def original_format(checkpoint: Any) -> Optional[str]:
         str | None: ``'CoOp/CoCoOp'`` for ``prompt_learner/model.pth.tar-N``
         of KaiyangZhou/CoOp (the prompt learner's own state dict, so ``ctx``
         is a top-level key); ``'KgCoOp'`` for that of htyao89/KgCoOp (``ctx``
-        beside its unused ``bias_vectors``); None for mmprompt's
-        checkpoints (the whole model's state dict,
-        ``head.prompt_learner.ctx``) and anything else.
+        beside its unused ``bias_vectors``); ``'ProGrad'`` for the whole
+        file of BeierZhu/Prompt-align (CoOp's state dict, saved by its
+        forked Dassl with the optimizer and scheduler but no
+        ``val_result``; its state dict alone reads as CoOp's, and converts
+        alike); None for mmprompt's checkpoints (the whole model's state
+        dict, ``head.prompt_learner.ctx``) and anything else.
 
     Examples:
         >>> original_format({'state_dict': {'ctx': 0, 'token_prefix': 0}})
         'CoOp/CoCoOp'
         >>> original_format({'ctx': 0, 'bias_vectors': 0})
         'KgCoOp'
+        >>> original_format({'state_dict': {'ctx': 0}, 'epoch': 100,
+        ...                  'optimizer': {}, 'scheduler': {}})
+        'ProGrad'
         >>> original_format({'head.prompt_learner.ctx': 0}) is None
         True
     """
@@ -406,6 +417,11 @@ def original_format(checkpoint: Any) -> Optional[str]:
     keys = strip_prefix(state_dict)
     if 'ctx' in keys and 'bias_vectors' in keys:
         return 'KgCoOp'
+    if 'ctx' in keys and state_dict is not checkpoint and all(
+            k in checkpoint for k in _PROGRAD_FILE) and all(
+                k in _COOP_LEARNED + _COOP_REBUILT
+                for k in keys) and 'val_result' not in checkpoint:
+        return 'ProGrad'
     if 'ctx' in keys:
         return 'CoOp/CoCoOp'
     # Another method's original code: recognise its keys here and add its
@@ -442,6 +458,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
       learner (``head.prompt_learner.ctx``, ...); the token buffers are
       dropped, as the original drops them when loading: they are rebuilt
       from the class names being scored.
+    * ProGrad (BeierZhu/Prompt-align) learns CoOp's prompt and saves
+      CoOp's state dict (``ctx`` and the token buffers, converted alike);
+      its forked Dassl adds the optimizer and a pickled scheduler, read as
+      inert data by :func:`load_checkpoint_file`.
     * KgCoOp (htyao89/KgCoOp) saves the same file with ``ctx``, the token
       buffers and modules its forward never uses: ``bias_vectors`` and an
       fp16 ``meta_net.linear1``. ``ctx`` goes under the prompt learner
@@ -474,17 +494,17 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
         ...     {'module.head.prompt_learner.ctx': torch.zeros(4, 512)}))
         ['head.prompt_learner.ctx']
     """
-    state_dict = _state_dict_of(state_dict)
+    checkpoint, state_dict = state_dict, _state_dict_of(state_dict)
     if not isinstance(state_dict, dict):
         raise TypeError('a state dict must be a dict of tensors, got '
                         f'{type(state_dict).__name__}')
+    source = original_format(checkpoint)
     state_dict = strip_prefix(state_dict)
-    source = original_format(state_dict)
     if source is None:
         return state_dict
     prefix = _learner_prefix(model)
     converted = OrderedDict()
-    if source == 'CoOp/CoCoOp':
+    if source in ('CoOp/CoCoOp', 'ProGrad'):
         for key, value in state_dict.items():
             if key in _COOP_REBUILT:
                 continue
@@ -526,7 +546,8 @@ def convert_coop_state_dict(checkpoint: Any) -> 'OrderedDict[str, Any]':
         ValueError: ``checkpoint`` is not one of the original prompt
             learner.
     """
-    if original_format(checkpoint) != 'CoOp/CoCoOp':
+    # ProGrad's prompt learner is CoOp's.
+    if original_format(checkpoint) not in ('CoOp/CoCoOp', 'ProGrad'):
         state_dict = _state_dict_of(checkpoint)
         found = list(state_dict)[:8] if isinstance(state_dict, dict) else \
             type(state_dict).__name__

@@ -175,5 +175,38 @@ def test_refuses_what_no_original_wrote(converter, tmp_path):
     with pytest.raises(
             SystemExit,
             match=r"not a checkpoint of an original prompt learner "
-            r"\(CoOp/CoCoOp, KgCoOp\).*found \['weight'\]"):
+            r"\(CoOp/CoCoOp, KgCoOp, ProGrad\).*found \['weight'\]"):
         converter.main([str(src), str(tmp_path / 'x.pth')])
+
+
+PROGRAD_VARIANTS = sorted(f'{arch}/{variant}' for arch in ('vit', 'rn')
+                          for variant in ('prograd_template-init16',
+                                          'prograd_random8_front_l0.8_T2',
+                                          'prograd_csc4'))
+
+
+@pytest.mark.parametrize('variant', PROGRAD_VARIANTS)
+def test_prograd_checkpoints_convert_and_give_the_originals_logits(
+        converter, variant, tmp_path):
+    """ProGrad's file (CoOp's state dict, the optimizer and a pickled
+    scheduler of its forked Dassl) converts to ctx alone; the converted
+    file in ProGradHead gives the original's logits."""
+    from prograd_golden import Golden, assert_rel
+    arch, name = variant.split('/')
+    golden = Golden(golden_dir(), arch, name)
+    src = golden.root / 'model.pth.tar-10'
+    dst = tmp_path / 'prograd.pth'
+    converter.main([str(src), str(dst)])
+    converted = load_checkpoint_file(str(dst))
+    assert list(converted['state_dict']) == [PREFIX + 'ctx']
+    meta = converted['meta']
+    assert meta['source'] == ('original ProGrad prompt learner '
+                              '(BeierZhu/Prompt-align)')
+    assert meta['dropped_keys'] == ['token_prefix', 'token_suffix']
+    assert meta['epoch'] == 10
+    model = golden.model(load=False)
+    model.load_state_dict(converted['state_dict'], strict=False)
+    model.eval()
+    with torch.no_grad():
+        logits = model(golden.images)
+    assert_rel(logits, golden.load('logits.pt'), 'logits')

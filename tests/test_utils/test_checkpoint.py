@@ -255,6 +255,26 @@ def test_filter_converts_the_originals_checkpoints(golden_dir, variant):
     assert set(convert_coop_state_dict(original)) == expected
 
 
+def test_prograd_files_are_told_apart_and_converted_as_coops(golden_dir):
+    """ProGrad saves CoOp's state dict; its forked Dassl's file (optimizer
+    and scheduler, no val_result) names it, and both convert alike."""
+    path = (
+        golden_dir / 'prograd' / 'tiny-vit' / 'prograd_template-init16' /
+        'model.pth.tar-10')
+    if not path.is_file():
+        pytest.skip(f'{path} not in the golden outputs')
+    original = load_checkpoint_file(str(path))
+    assert original_format(original) == 'ProGrad'
+    assert original_format(original['state_dict']) == 'CoOp/CoCoOp'
+    upstream = dict(original, val_result=0.5)  # upstream Dassl's (CoOp's)
+    assert original_format(upstream) == 'CoOp/CoCoOp'
+    for given in (original, original['state_dict'], upstream):
+        converted = checkpoint_filter_fn(given)
+        assert list(converted) == [PREFIX + 'ctx']
+        assert converted[PREFIX + 'ctx'] is original['state_dict']['ctx']
+    assert list(convert_coop_state_dict(original)) == [PREFIX + 'ctx']
+
+
 def test_filter_passes_mmprompt_checkpoints_through():
     ctx = torch.zeros(4, 8)
     state = {PREFIX + 'ctx': ctx, PREFIX + '_extra_state': torch.zeros(2)}

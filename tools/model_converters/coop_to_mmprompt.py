@@ -1,11 +1,13 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Convert a prompt learner checkpoint of the original code: CoOp / CoCoOp
-(KaiyangZhou/CoOp) or KgCoOp (htyao89/KgCoOp).
+(KaiyangZhou/CoOp), KgCoOp (htyao89/KgCoOp) or ProGrad
+(BeierZhu/Prompt-align, CoOp's prompt learner).
 
 The original writes ``<output>/prompt_learner/model.pth.tar-<epoch>`` as
 ``{'state_dict': {'ctx', ['meta_net.*',] 'token_prefix', 'token_suffix'},
 'epoch': N, ...}`` (KgCoOp's also holds its unused ``bias_vectors`` and
-``meta_net.linear1``, and a pickled scheduler, read as inert data). This
+``meta_net.linear1``; KgCoOp's and ProGrad's, saved by their forked Dassl,
+a pickled scheduler, read as inert data). This
 writes the mmengine checkpoint that ``tools/test.py`` (and ``load_from``)
 read: ``{'meta': {...}, 'state_dict': {'head.prompt_learner.ctx', ...}}``.
 The token buffers are dropped, as the original drops them on loading: they
@@ -38,6 +40,7 @@ PROG = 'coop_to_mmprompt.py'
 SOURCES = {
     'CoOp/CoCoOp': 'KaiyangZhou/CoOp',
     'KgCoOp': 'htyao89/KgCoOp',
+    'ProGrad': 'BeierZhu/Prompt-align',
 }
 
 
@@ -46,8 +49,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description='Convert a prompt learner checkpoint of the original '
-        'CoOp/CoCoOp or KgCoOp code (prompt_learner/model.pth.tar-N) to '
-        'mmprompt.')
+        'CoOp/CoCoOp, KgCoOp or ProGrad code (prompt_learner/model.pth.tar-N) '
+        'to mmprompt.')
     parser.add_argument(
         'src',
         help='the original checkpoint, e.g. '
