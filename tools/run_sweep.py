@@ -14,7 +14,10 @@ or from ``--config``, and gets its settings as ``--cfg-options`` of
 * the classes trained and tested (``subsample_classes``: all, base, new);
 * the epochs of the method's schedule, which for CoOp depend on the shots
   (1 shot 50, 2 and 4 shots 100, 8 and 16 shots 200, ImageNet 50);
-* the backbone (``model.clip.arch``), with ``--backbone``.
+* the backbone (``model.clip.arch``), with ``--backbone``;
+* for a method whose loss has a hand-written-prompt teacher (KgCoOp), the
+  teacher's template: the dataset's, in the method's table
+  (``model.head.templates``, ``TEACHER_TEMPLATE_METHODS``).
 
 The sweep's own ``--cfg-options`` come last, so they override all of these.
 Nothing is read from config names. ``--config`` starts the runs from a
@@ -156,8 +159,18 @@ def cocoop_epochs(dataset: str, shots: int) -> int:
     return 10
 
 
+def kgcoop_epochs(dataset: str, shots: int) -> int:
+    """KgCoOp's vit_b16_ep100_ctxv1: 100 epochs everywhere (its few-shot
+    script uses the same config)."""
+    return 100
+
+
 #: Each method's number of epochs as a function of (dataset, shots).
-EPOCHS = dict(coop=coop_epochs, cocoop=cocoop_epochs)
+EPOCHS = dict(coop=coop_epochs, cocoop=cocoop_epochs, kgcoop=kgcoop_epochs)
+#: Methods whose head takes the teacher's hand-written prompt from the
+#: dataset trained on (``model.head.templates``: the dataset's name, looked
+#: up in the method's own template table).
+TEACHER_TEMPLATE_METHODS = ('kgcoop', )
 
 
 @dataclass(frozen=True)
@@ -205,7 +218,9 @@ PROTOCOLS = {
             coop=('coop/coop-ctxinit_vit-base-p16_clip-openai_1xb32-ep200_'
                   'base2new-16shot-oxford-pets.py', 'coop-ctxinit'),
             cocoop=('cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
-                    'base2new-16shot-oxford-pets.py', 'cocoop')),
+                    'base2new-16shot-oxford-pets.py', 'cocoop'),
+            kgcoop=('kgcoop/kgcoop_vit-base-p16_clip-openai_1xb128-ep100_'
+                    'base2new-16shot-oxford-pets.py', 'kgcoop')),
         data='base2new-{shots}shot-{dataset}',
         classes='base'),
     # CoCoOp Tables 2 and 3: ImageNet (all classes) to other datasets.
@@ -222,7 +237,7 @@ PROTOCOLS = {
         datasets=('imagenet', ),
         targets=DG_TARGETS),
 }
-METHODS = ('coop', 'cocoop')
+METHODS = ('coop', 'cocoop', 'kgcoop')
 #: Protocols that train the same model: a sweep reuses the other's.
 SAME_TRAINING = {'cross-dataset': 'dg', 'dg': 'cross-dataset'}
 
@@ -374,6 +389,8 @@ class Planner:
                 options.update(
                     val_dataloader=None, val_evaluator=None, val_cfg=None)
             options.update(dataset_options('test', dataset, classes))
+            if args.method in TEACHER_TEMPLATE_METHODS:
+                options['model.head.templates'] = dataset.type
         else:  # the config's own dataset, as it is
             dataset = None
             has_val = self._merged({}).get('val_dataloader') is not None
@@ -611,7 +628,8 @@ def prepare_demo(data_root: str) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     """Parse the command line of ``tools/run_sweep.py``."""
     parser = argparse.ArgumentParser(
-        description='Run a CoOp/CoCoOp protocol over datasets, seeds, shots '
+        description='Run a CoOp/CoCoOp/KgCoOp protocol over datasets, seeds, '
+        'shots '
         'and backbones with tools/train.py and tools/test.py.')
     parser.add_argument('protocol', choices=tuple(PROTOCOLS))
     parser.add_argument(

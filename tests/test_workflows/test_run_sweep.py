@@ -96,6 +96,32 @@ def test_dry_run_base2new(capsys, tmp_path):
     assert not any(Path(tmp_path).iterdir())  # a dry run writes nothing
 
 
+def test_dry_run_base2new_kgcoop_teacher_templates(capsys, tmp_path):
+    """KgCoOp's teacher prompt follows the dataset trained on (its name,
+    read in KgCoOp's table); its schedule is 100 epochs everywhere."""
+    argv = ['base2new', '--method', 'kgcoop', '--datasets', 'dtd', 'eurosat']
+    assert run_sweep.main(
+        argv + ['--seeds', '1', '--work-dir',
+                str(tmp_path), '--dry-run']) == 0
+    cmds = commands(capsys.readouterr().out)
+    assert len(cmds) == 2 * 3
+    dtd, eurosat = options(cmds[0]), options(cmds[3])
+    assert dtd['model.head.templates'] == 'DescribableTextures'
+    assert eurosat['model.head.templates'] == 'EuroSAT'
+    assert dtd['param_scheduler.T_max'] == '100'
+    assert eurosat['train_dataloader.drop_last'] == 'False'  # 80 < 128
+    assert work_dir(cmds[0]).parent.name == (
+        'kgcoop_vit-base-p16_clip-openai_1xb128-ep100_base2new-16shot-dtd')
+    # the other methods have no teacher template to set
+    assert run_sweep.main([
+        'base2new', '--method', 'coop', '--datasets', 'dtd', '--seeds', '1',
+        '--work-dir',
+        str(tmp_path), '--dry-run'
+    ]) == 0
+    coop = commands(capsys.readouterr().out)
+    assert 'model.head.templates' not in options(coop[0])
+
+
 def test_dry_run_fewshot_schedule_and_backbones(capsys, tmp_path):
     base = ['--seeds', '1', '--work-dir', str(tmp_path), '--dry-run']
     assert run_sweep.main([
@@ -179,7 +205,7 @@ def test_planning_errors(capsys, tmp_path):
 def _model_zoo_training_configs():
     """Model-zoo configs of the trained methods, from the metafiles."""
     found = []
-    for method in ('coop', 'cocoop'):
+    for method in ('coop', 'cocoop', 'kgcoop'):
         meta = (REPO_ROOT / 'configs' / method / 'metafile.yml').read_text()
         found += re.findall(r'Config: (configs/\S+\.py)', meta)
     return sorted(set(found))
@@ -197,6 +223,7 @@ def test_sweep_runs_are_the_model_zoo_configs(capsys, tmp_path):
         ],
         ['base2new', '--method', 'coop'],
         ['base2new', '--method', 'cocoop'],
+        ['base2new', '--method', 'kgcoop'],
         ['cross-dataset', '--method', 'coop'],
         ['cross-dataset', '--method', 'cocoop'],
         ['dg', '--method', 'coop'],
