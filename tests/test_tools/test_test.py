@@ -275,3 +275,29 @@ def test_urls_are_refused(test_tool, tiny_config):
     # mmengine would unpickle a downloaded file without weights_only.
     with pytest.raises(SystemExit, match='not a local file'):
         test_tool.main([str(tiny_config), 'https://example.com/epoch_1.pth'])
+
+
+def test_original_kgcoop_checkpoint_as_it_is(tiny_config, tmp_path):
+    """KgCoOp's model.pth.tar-N (a pickled scheduler inside, read as data;
+    its unused modules dropped) tested as it is, on a KgCoOp config."""
+    text = tiny_config.read_text()
+    coop = "prompt_learner=dict(type='CoOpPromptLearner', n_ctx=4)))"
+    assert coop in text
+    config = tmp_path / 'kgcoop_tiny.py'
+    config.write_text(
+        text.replace("type='CoOpHead'", "type='KgCoOpHead'").replace(
+            coop, "prompt_learner=dict(type='CoOpPromptLearner', "
+            "ctx_init='a photo of a'), templates='DescribableTextures'))"))
+    src = golden_dir('kgcoop', 'tiny-vit',
+                     'kgcoop_word-init_w8') / 'model.pth.tar-10'
+    metrics_file = tmp_path / 'metrics.json'
+    log = run_tool([
+        'test.py',
+        str(config),
+        str(src), '--work-dir',
+        str(tmp_path / 'work'), '--out',
+        str(metrics_file), '--out-item', 'metrics'
+    ],
+                   cwd=tmp_path).stdout
+    assert 'checkpoint of the original KgCoOp code' in log
+    assert 'accuracy/top1' in mmengine.load(str(metrics_file))
