@@ -49,8 +49,12 @@ class ProGradHead(CoOpHead):
 
     The logits are CoOp's, ``z = logit_scale.exp() * cos(f, g(t_i))``. The
     teacher is the same frozen CLIP with a hand-written prompt per class
-    (:class:`TextFeatureBank`, computed once per set of class names):
-    ``z_zs = logit_scale.exp() * cos(f, w_i)``. :meth:`loss` returns
+    (:class:`TextFeatureBank`, computed once per set of class names, in
+    fp32 as the original's ``clip_model.float()`` teacher):
+    ``z_zs = logit_scale.exp() * cos(f, w_i)``, with the student's image
+    features ``f`` (the original's teacher runs its own copy of the image
+    tower: the same features in fp32, fp16-rounded ones in the fp16 mode).
+    :meth:`loss` returns
 
     * ``loss_ce = CE(z, y)``;
     * ``loss_kl = T² · mean_b Σ_c −softmax(z_zs / T)_c ·
@@ -116,8 +120,9 @@ class ProGradHead(CoOpHead):
             prompt_learner['ctx_init'] = self.template_words(resolved)
         super().__init__(prompt_learner, clip, **kwargs)
         self.temperature = float(temperature)
+        # fp32 whatever the CLIP's precision, as the original's teacher.
         self.teacher = TextFeatureBank(
-            self.clip, resolved, table=template_table)
+            self.clip, resolved, table=template_table, precision='fp32')
 
     @staticmethod
     def template_words(templates: List[str]) -> str:

@@ -3,6 +3,7 @@
 classifier, and the teacher of the methods that keep a learned prompt close
 to CLIP's own knowledge (KgCoOp, ProGrad, PromptSRC) or start from it
 (the adapters)."""
+import contextlib
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -47,6 +48,12 @@ class TextFeatureBank:
             ``templates`` is looked up in (``'coop'``, ``'prograd'``, ...;
             :data:`~mmprompt.models.heads.TEMPLATE_TABLES`): the originals
             differ. Defaults to 'coop'.
+        precision (str, optional): ``'fp32'`` computes the features in
+            fp32 whatever the CLIP's precision, as ProGrad's teacher (a
+            ``clip_model.float()`` copy beside the fp16 student): the text
+            tower's weights are cast for this computation only (exact for
+            the fp16 values of OpenAI's weights) and put back. None computes
+            in the CLIP's precision. Defaults to None.
 
     Examples:
         >>> from mmprompt.models import OpenCLIP
@@ -62,7 +69,11 @@ class TextFeatureBank:
                  templates: Union[str, Sequence[str]] = 'a photo of a {}.',
                  aggregation: str = 'normalize_mean',
                  replace_underscore: bool = True,
-                 table: str = 'coop') -> None:
+                 table: str = 'coop',
+                 precision: Optional[str] = None) -> None:
+        if precision not in (None, 'fp32'):
+            raise ValueError("precision must be None (the CLIP's) or "
+                             f"'fp32', got {precision!r}")
         if aggregation not in AGGREGATIONS:
             raise ValueError(f'aggregation must be one of {AGGREGATIONS}, '
                              f'got {aggregation!r}')
@@ -70,6 +81,7 @@ class TextFeatureBank:
         self.templates = resolve_templates(templates, table)
         self.aggregation = aggregation
         self.replace_underscore = replace_underscore
+        self.precision = precision
         self._key: Optional[Tuple] = None
         self._features: Optional[torch.Tensor] = None
 
@@ -84,15 +96,37 @@ class TextFeatureBank:
     @torch.no_grad()
     def _encode(self, class_names: Sequence[str]) -> torch.Tensor:
         per_template = []
-        for texts in self.prompts(class_names):
-            features = self.clip.encode_text_tokens(
-                self.clip.tokenize(texts)).float()  # (K, D)
-            if self.aggregation == 'normalize_mean':
-                features = F.normalize(features, dim=-1)
-            per_template.append(features)
+        with self._in_precision():
+            for texts in self.prompts(class_names):
+                features = self.clip.encode_text_tokens(
+                    self.clip.tokenize(texts)).float()  # (K, D)
+                if self.aggregation == 'normalize_mean':
+                    features = F.normalize(features, dim=-1)
+                per_template.append(features)
         if len(per_template) == 1:  # normalised once, as the originals
             return F.normalize(per_template[0], dim=-1)
         return F.normalize(torch.stack(per_template).mean(0), dim=-1)
+
+    @contextlib.contextmanager
+    def _in_precision(self):
+        """Within the block, the text tower computes in ``precision``: its
+        floating-point weights are replaced by fp32 copies, and the very
+        tensors they were are put back after."""
+        model = getattr(self.clip, 'model', None)
+        if self.precision is None or model is None:
+            yield
+            return
+        text = self.clip._text_tower(model)
+        swapped = [(p, p.data) for name, p in text.named_parameters()
+                   if not name.startswith('visual.') and p.is_floating_point()
+                   and p.dtype != torch.float32]
+        try:
+            for p, data in swapped:
+                p.data = data.float()
+            yield
+        finally:
+            for p, data in swapped:
+                p.data = data
 
     def __call__(self, class_names: Sequence[str]) -> torch.Tensor:
         """The normalised features of ``class_names``, ``(K, D)``, fp32.

@@ -239,3 +239,26 @@ def test_ctx_init_true_needs_the_head(clip):
     learner = ProGradPromptLearner(clip, n_ctx=8, ctx_init=False)
     assert learner.prompt_prefix == ' '.join(['X'] * 8)
     assert learner.ctx.abs().sum() > 0
+
+
+def test_the_teacher_is_fp32_beside_an_fp16_student(golden_dir):
+    """The original's teacher is a clip_model.float() copy whatever PREC:
+    with the CLIP in fp16 (the original's default) the teacher's features
+    are still the original's fp32 ones."""
+    golden = Golden(golden_dir, 'rn', 'prograd_template-init16')
+    model = golden.model(load=False)
+    clip = model.clip
+    fp16 = MODELS.build(
+        dict(
+            type='PromptClassifier',
+            clip=dict(
+                type='OpenCLIP',
+                arch=clip.arch,
+                pretrained=clip.pretrained,
+                precision='fp16'),
+            head=golden.head_cfg(),
+            class_names=golden.class_names))
+    assert fp16.head.prompt_learner.ctx.dtype == torch.float16
+    assert_rel(
+        fp16.head.teacher(golden.class_names),
+        golden.load('text_features.pt')['text_features'], 'fp32 teacher')

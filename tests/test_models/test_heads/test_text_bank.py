@@ -59,3 +59,23 @@ def test_recomputed_when_the_classes_change(clip):
         TextFeatureBank(clip, aggregation='mean')
     with pytest.raises(ValueError, match='class_names is empty'):
         bank([])
+
+
+def test_fp32_features_from_an_fp16_clip(golden_dir):
+    """precision='fp32': the features of the fp32 CLIP from the fp16 one
+    (OpenAI's fp16 values), its weights put back as they were."""
+    path = str(golden_dir / 'tiny-vit' / 'openai_state_dict.pt')
+    fp16 = OpenCLIP('mmprompt-tiny-vit', pretrained=path, precision='fp16')
+    fp32 = OpenCLIP('mmprompt-tiny-vit', pretrained=path)
+    before = [(p, p.data_ptr(), p.dtype) for p in fp16.model.parameters()]
+    found = TextFeatureBank(fp16, TEMPLATES, precision='fp32')(NAMES)
+    assert all(p.data_ptr() == ptr and p.dtype == dtype
+               for p, ptr, dtype in before)
+    expected = TextFeatureBank(fp32, TEMPLATES)(NAMES)
+    torch.testing.assert_close(found, expected, rtol=0, atol=0)
+    in_fp16 = TextFeatureBank(fp16, TEMPLATES)(NAMES)
+    assert not torch.allclose(in_fp16, expected, atol=1e-5)
+    with pytest.raises(
+            ValueError, match="precision must be None .* or "
+            "'fp32', got 'fp16'"):
+        TextFeatureBank(fp16, precision='fp16')
