@@ -23,7 +23,7 @@ from mmengine.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = REPO_ROOT / 'configs'
-METHODS = ('coop', 'cocoop', 'zeroshot', 'linear_probe', 'kgcoop')
+METHODS = ('coop', 'cocoop', 'zeroshot', 'linear_probe', 'kgcoop', 'prograd')
 
 ALL_CONFIG_FILES = sorted(
     str(p.relative_to(CONFIG_ROOT)) for p in CONFIG_ROOT.rglob('*.py')
@@ -55,7 +55,7 @@ NUM_CLASSES = {
     'ImageNetR': 200
 }
 NAME_RE = re.compile(
-    r'^(?P<alg>(coop|cocoop|zeroshot|linear-probe|kgcoop)[a-z0-9-]*)_'
+    r'^(?P<alg>(coop|cocoop|zeroshot|linear-probe|kgcoop|prograd)[a-z0-9-]*)_'
     r'(?P<backbone>resnet50|resnet101|vit-base-p32|vit-base-p16)_'
     r'clip-openai_'
     r'((?P<schedule>1xb(?P<batch>\d+)-ep(?P<epochs>\d+))_)?'
@@ -114,7 +114,7 @@ def test_config_names(configs):
         folder, _, fname = rel.rpartition('/')
         if not folder:
             assert fname in ('coop_vit-b16.py', 'cocoop_vit-b16.py',
-                             'kgcoop_vit-b16.py'), rel
+                             'kgcoop_vit-b16.py', 'prograd_vit-b16.py'), rel
             continue
         match = NAME_RE.match(fname[:-3])
         assert match, f'{rel} does not follow the naming scheme'
@@ -248,7 +248,28 @@ def test_training_protocol(configs):
         assert cfg.train_cfg.val_interval == epochs, rel
         if rel.startswith('linear_probe/'):
             continue
-        assert cfg.optim_wrapper == dict(
+        head = cfg.model.head
+        optim_wrapper = cfg.optim_wrapper.to_dict()
+        if head.type == 'ProGradHead':
+            # the original's base2new_train_prograd.sh: rn50_ep100 (ImageNet
+            # rn50_ep50), 4 shots, N_CTX 16 from the template, λ 1, T 1
+            assert optim_wrapper.pop('type') == 'ProGradOptimWrapper'
+            assert optim_wrapper.pop('lambda_') == 1.0, rel
+            assert train.batch_size == 32 and ds.num_shots == 4, rel
+            assert epochs == (50 if ds.type == 'ImageNet' else 100), rel
+            assert cfg.model.clip.arch == ('ViT-B-16'
+                                           if rel.startswith('prograd_vit-b16')
+                                           else 'RN50'), rel
+            assert head.prompt_learner == dict(
+                type='ProGradPromptLearner',
+                n_ctx=16,
+                ctx_init=True,
+                csc=False,
+                class_token_position='end'), rel
+            assert head.temperature == 1.0, rel
+            assert head.template_table == 'prograd', rel
+            assert head.templates == ds.type, rel
+        assert optim_wrapper == dict(
             optimizer=dict(
                 type='SGD',
                 lr=0.002,
@@ -262,7 +283,8 @@ def test_training_protocol(configs):
             warmup_lr=1e-5,
             warmup_epochs=1,
             by_epoch=True), rel
-        head = cfg.model.head
+        if head.type == 'ProGradHead':
+            continue
         if head.type == 'KgCoOpHead':
             # the original's vit_b16_ep100_ctxv1 with its scripts' W
             assert train.batch_size == 128 and epochs == 100, rel
@@ -348,6 +370,25 @@ def test_representative_protocols(configs):
                       'base2new-16shot-eurosat.py']
     assert eurosat.train_dataloader.drop_last is False  # 5 x 16 < 128
 
+    prograd = configs['prograd/prograd_resnet50_clip-openai_1xb32-ep100_'
+                      'base2new-4shot-oxford-pets.py']
+    entry = copy.deepcopy(configs['prograd_vit-b16.py'])
+    assert entry.model.clip.arch == 'ViT-B-16'
+    entry.model.clip.arch = 'RN50'
+    assert entry.to_dict() == prograd.to_dict()
+    assert prograd.model.head.templates == 'OxfordPets'
+    assert prograd.train_dataloader.drop_last is True  # 19 x 4 >= 32
+    for loader in ('train', 'val', 'test'):
+        dataset = prograd[f'{loader}_dataloader'].dataset
+        assert dataset.subsample_classes == 'base'
+    eurosat = configs['prograd/prograd_resnet50_clip-openai_1xb32-ep100_'
+                      'base2new-4shot-eurosat.py']
+    assert eurosat.train_dataloader.drop_last is False  # 5 x 4 < 32
+    imagenet = configs['prograd/prograd_resnet50_clip-openai_1xb32-ep50_'
+                       'base2new-4shot-imagenet.py']
+    assert imagenet.param_scheduler.T_max == imagenet.train_cfg.max_epochs
+    assert imagenet.get('val_dataloader') is None
+
     zs = configs['zeroshot/zeroshot_vit-base-p16_clip-openai_'
                  'base2new-eurosat.py']
     assert zs.model.head.templates == 'EuroSAT'
@@ -421,6 +462,25 @@ def test_readme_overrides(configs):
     assert fewshot.param_scheduler.original_bug == \
         'kgcoop_before_98d11b8_torch1x'
     assert fewshot.model.head.templates == 'imagenet-7'
+    # ProGrad's few-shot setting (configs/prograd/README.md)
+    prograd = configs['prograd/prograd_resnet50_clip-openai_1xb32-ep100_'
+                      'base2new-4shot-dtd.py']
+    fewshot = _override(prograd, 'train_dataloader.dataset.num_shots=16',
+                        'val_dataloader.dataset.num_shots=16',
+                        'train_dataloader.dataset.subsample_classes=all',
+                        'val_dataloader.dataset.subsample_classes=all',
+                        'test_dataloader.dataset.subsample_classes=all',
+                        'train_cfg.max_epochs=200',
+                        'train_cfg.val_interval=200',
+                        'param_scheduler.T_max=200',
+                        'optim_wrapper.lambda_=0.8',
+                        'model.head.temperature=2.0',
+                        'model.head.prompt_learner.ctx_init=False')
+    assert fewshot.optim_wrapper.lambda_ == 0.8
+    assert fewshot.optim_wrapper.type == 'ProGradOptimWrapper'
+    assert fewshot.param_scheduler.T_max == 200
+    assert fewshot.model.head.temperature == 2.0
+    assert fewshot.model.head.prompt_learner.ctx_init is False
 
 
 # ---------------------------------------------------------------------------
@@ -453,9 +513,9 @@ def test_models_build(configs):
                                          'imagenet-7+' + dataset), rel
             head['templates'] = ('a photo of a {}.'
                                  if len(templates) == 1 else 'imagenet-7')
-        if head['type'] == 'KgCoOpHead':
-            # The teacher's template: the trained dataset's, in KgCoOp's
-            # table; one model of them is built.
+        if head['type'] in ('KgCoOpHead', 'ProGradHead'):
+            # The teacher's template: the trained dataset's, in the
+            # method's table; one model of them is built.
             dataset = cfg.train_dataloader.dataset.type
             assert head['templates'] == dataset, rel
             assert resolve_templates(dataset, head['template_table'])
@@ -662,7 +722,8 @@ def _tiny_runner_cfg(cfg, trees, work_dir):
 
 def test_runner_trains_entry_configs(configs, dataset_trees, tmp_path):
     from mmengine.runner import Runner
-    for rel in ('coop_vit-b16.py', 'cocoop_vit-b16.py', 'kgcoop_vit-b16.py'):
+    for rel in ('coop_vit-b16.py', 'cocoop_vit-b16.py', 'kgcoop_vit-b16.py',
+                'prograd_vit-b16.py'):
         cfg = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / rel)
         runner = Runner.from_cfg(cfg)
         runner.train()
