@@ -15,9 +15,13 @@ or from ``--config``, and gets its settings as ``--cfg-options`` of
 * the epochs of the method's schedule, which for CoOp depend on the shots
   (1 shot 50, 2 and 4 shots 100, 8 and 16 shots 200, ImageNet 50);
 * the backbone (``model.clip.arch``), with ``--backbone``;
-* for a method whose loss has a hand-written-prompt teacher (KgCoOp), the
-  teacher's template: the dataset's, in the method's table
-  (``model.head.templates``, ``TEACHER_TEMPLATE_METHODS``).
+* for a method whose loss has a hand-written-prompt teacher (KgCoOp,
+  ProGrad), the teacher's template: the dataset's, in the method's table
+  (``model.head.templates``, ``TEACHER_TEMPLATE_METHODS``);
+* a method's own settings (``METHOD_OPTIONS``: ProGrad's λ 0.8 for
+  Flowers102, DTD and EuroSAT at 8 and 16 shots) and shots (ProGrad's
+  base-to-new: 4, its own table's; ``--shots 16`` for the comparison
+  tables' setting).
 
 The sweep's own ``--cfg-options`` come last, so they override all of these.
 Nothing is read from config names. ``--config`` starts the runs from a
@@ -165,12 +169,33 @@ def kgcoop_epochs(dataset: str, shots: int) -> int:
     return 100
 
 
+def prograd_epochs(dataset: str, shots: int) -> int:
+    """ProGrad's configs by shots (scripts/prograd.sh): rn50_ep50 for 1
+    shot, rn50_ep100 for 2 and 4 (base-to-new too), rn50 (200) for 8 and
+    16; ImageNet 50 (its README). CoOp's rule."""
+    return coop_epochs(dataset, shots)
+
+
+def prograd_options(dataset: str, shots: int) -> Dict[str, Any]:
+    """ProGrad's README: λ 0.8 for Flowers102, DTD and EuroSAT at 8 and
+    16 shots (1.0, the config's, elsewhere)."""
+    if dataset in ('oxford-flowers', 'dtd', 'eurosat') and shots in (8, 16):
+        return {'optim_wrapper.lambda_': 0.8}
+    return {}
+
+
 #: Each method's number of epochs as a function of (dataset, shots).
-EPOCHS = dict(coop=coop_epochs, cocoop=cocoop_epochs, kgcoop=kgcoop_epochs)
+EPOCHS = dict(
+    coop=coop_epochs,
+    cocoop=cocoop_epochs,
+    kgcoop=kgcoop_epochs,
+    prograd=prograd_epochs)
+#: Methods' own settings as a function of (dataset, shots).
+METHOD_OPTIONS = dict(prograd=prograd_options)
 #: Methods whose head takes the teacher's hand-written prompt from the
 #: dataset trained on (``model.head.templates``: the dataset's name, looked
 #: up in the method's own template table).
-TEACHER_TEMPLATE_METHODS = ('kgcoop', )
+TEACHER_TEMPLATE_METHODS = ('kgcoop', 'prograd')
 
 
 @dataclass(frozen=True)
@@ -188,6 +213,8 @@ class Protocol:
         classes (str): The classes trained on: 'all' or 'base' (then the
             same checkpoint is also tested on the new classes).
         targets (tuple): Datasets the checkpoint is also tested on.
+        method_shots (dict): ``{method: shots}`` where a method's own
+            protocol uses other shots (ProGrad's base-to-new: 4).
     """
     configs: Dict[str, Tuple[str, str]]
     data: str
@@ -195,6 +222,7 @@ class Protocol:
     shots: Tuple[int, ...] = (16, )
     classes: str = 'all'
     targets: Tuple[str, ...] = ()
+    method_shots: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
 
 
 _TRANSFER = dict(
@@ -208,7 +236,9 @@ PROTOCOLS = {
     Protocol(
         configs=dict(
             coop=('coop/coop_resnet50_clip-openai_1xb32-ep200_'
-                  '16shot-caltech101.py', 'coop')),
+                  '16shot-caltech101.py', 'coop'),
+            prograd=('prograd/prograd_resnet50_clip-openai_1xb32-ep100_'
+                     'base2new-4shot-oxford-pets.py', 'prograd')),
         data='{shots}shot-{dataset}',
         shots=SHOTS),
     # CoCoOp Table 1, with CoOp as the CoCoOp paper runs it (ctxv1).
@@ -220,9 +250,13 @@ PROTOCOLS = {
             cocoop=('cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
                     'base2new-16shot-oxford-pets.py', 'cocoop'),
             kgcoop=('kgcoop/kgcoop_vit-base-p16_clip-openai_1xb128-ep100_'
-                    'base2new-16shot-oxford-pets.py', 'kgcoop')),
+                    'base2new-16shot-oxford-pets.py', 'kgcoop'),
+            # ProGrad's own base-to-new table: RN50, 4 shots.
+            prograd=('prograd/prograd_resnet50_clip-openai_1xb32-ep100_'
+                     'base2new-4shot-oxford-pets.py', 'prograd')),
         data='base2new-{shots}shot-{dataset}',
-        classes='base'),
+        classes='base',
+        method_shots=dict(prograd=(4, ))),
     # CoCoOp Tables 2 and 3: ImageNet (all classes) to other datasets.
     'cross-dataset':
     Protocol(
@@ -237,7 +271,7 @@ PROTOCOLS = {
         datasets=('imagenet', ),
         targets=DG_TARGETS),
 }
-METHODS = ('coop', 'cocoop', 'kgcoop')
+METHODS = ('coop', 'cocoop', 'kgcoop', 'prograd')
 #: Protocols that train the same model: a sweep reuses the other's.
 SAME_TRAINING = {'cross-dataset': 'dg', 'dg': 'cross-dataset'}
 
@@ -409,6 +443,8 @@ class Planner:
                 'train_cfg.val_interval': epochs,
                 'param_scheduler.T_max': epochs,
             })
+        if args.method in METHOD_OPTIONS:
+            options.update(METHOD_OPTIONS[args.method](dataset_name, shots))
         if backbone is not None:
             options['model.clip.arch'] = BACKBONES[backbone]
         try:
@@ -472,7 +508,8 @@ class Planner:
             targets = ()
         if args.config_dataset is not None:
             datasets = [args.config_dataset]
-        shots = args.shots or protocol.shots
+        shots = args.shots or protocol.method_shots.get(
+            args.method, protocol.shots)
         jobs = []
         for backbone in args.backbone or [None]:
             for dataset in datasets:
@@ -739,9 +776,13 @@ def parse_args(argv=None) -> argparse.Namespace:
             what = 'target' if protocol.targets else 'dataset'
             parser.error(f'--datasets: unknown {args.protocol} {what} '
                          f'{name!r}; allowed: {", ".join(allowed)}')
-    if args.shots and args.protocol != 'fewshot' and args.shots != [16]:
-        parser.error(f'--shots is for the fewshot protocol; {args.protocol}'
-                     ' always uses 16 shots')
+    if args.shots and args.protocol != 'fewshot':
+        # 16, and a method's own (ProGrad's base-to-new: 4).
+        allowed = sorted({16, *protocol.method_shots.get(args.method, ())})
+        if not set(args.shots) <= set(allowed):
+            parser.error(
+                f'--shots is for the fewshot protocol; {args.protocol} '
+                f'always uses {" or ".join(map(str, allowed))} shots')
     return args
 
 

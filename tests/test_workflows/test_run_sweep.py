@@ -122,6 +122,56 @@ def test_dry_run_base2new_kgcoop_teacher_templates(capsys, tmp_path):
     assert 'model.head.templates' not in options(coop[0])
 
 
+def test_dry_run_prograd_shots_lambda_and_teacher(capsys, tmp_path):
+    """ProGrad's base-to-new is its own table's (RN50, 4 shots, 100
+    epochs); --shots 16 gives the comparison tables' setting; its few-shot
+    runs take CoOp's epochs and λ 0.8 on Flowers, DTD and EuroSAT at 8 and
+    16 shots; the teacher's template follows the dataset."""
+    base = ['--seeds', '1', '--work-dir', str(tmp_path), '--dry-run']
+    assert run_sweep.main(
+        ['base2new', '--method', 'prograd', '--datasets', 'eurosat'] +
+        base) == 0
+    cmds = commands(capsys.readouterr().out)
+    eurosat = options(cmds[0])
+    assert work_dir(cmds[0]).parent.name == (
+        'prograd_resnet50_clip-openai_1xb32-ep100_base2new-4shot-eurosat')
+    assert eurosat['train_dataloader.dataset.num_shots'] == '4'
+    assert eurosat['train_dataloader.drop_last'] == 'False'  # 20 < 32
+    assert eurosat['model.head.templates'] == 'EuroSAT'
+    assert 'optim_wrapper.lambda_' not in eurosat
+    assert run_sweep.main([
+        'base2new', '--method', 'prograd', '--datasets', 'dtd', '--shots',
+        '16', '--backbone', 'vit-base-p16'
+    ] + base) == 0
+    dtd = options(commands(capsys.readouterr().out)[0])
+    assert dtd['train_dataloader.dataset.num_shots'] == '16'
+    assert dtd['model.clip.arch'] == 'ViT-B-16'
+    assert dtd['optim_wrapper.lambda_'] == '0.8'
+    with pytest.raises(SystemExit):
+        run_sweep.parse_args(
+            ['base2new', '--method', 'prograd', '--shots', '8'])
+    assert 'base2new always uses 4 or 16 shots' in capsys.readouterr().err
+    assert run_sweep.main([
+        'fewshot', '--method', 'prograd', '--datasets', 'oxford-flowers',
+        'caltech101', '--shots', '1', '8'
+    ] + base) == 0
+    runs = {
+        work_dir(cmd).parent.name: options(cmd)
+        for cmd in commands(capsys.readouterr().out)
+    }
+    expected = [(d, k, e) for d in ('caltech101', 'oxford-flowers')
+                for k, e in ((1, 50), (8, 200))]
+    assert sorted(runs) == sorted(
+        f'prograd_resnet50_clip-openai_1xb32-ep{e}_{k}shot-{d}'
+        for d, k, e in expected)
+    flowers8 = runs['prograd_resnet50_clip-openai_1xb32-ep200_8shot-'
+                    'oxford-flowers']
+    assert flowers8['optim_wrapper.lambda_'] == '0.8'
+    assert flowers8['train_dataloader.dataset.subsample_classes'] == 'all'
+    assert 'optim_wrapper.lambda_' not in runs[
+        'prograd_resnet50_clip-openai_1xb32-ep200_8shot-caltech101']
+
+
 def test_dry_run_fewshot_schedule_and_backbones(capsys, tmp_path):
     base = ['--seeds', '1', '--work-dir', str(tmp_path), '--dry-run']
     assert run_sweep.main([
@@ -205,7 +255,7 @@ def test_planning_errors(capsys, tmp_path):
 def _model_zoo_training_configs():
     """Model-zoo configs of the trained methods, from the metafiles."""
     found = []
-    for method in ('coop', 'cocoop', 'kgcoop'):
+    for method in ('coop', 'cocoop', 'kgcoop', 'prograd'):
         meta = (REPO_ROOT / 'configs' / method / 'metafile.yml').read_text()
         found += re.findall(r'Config: (configs/\S+\.py)', meta)
     return sorted(set(found))
@@ -224,6 +274,7 @@ def test_sweep_runs_are_the_model_zoo_configs(capsys, tmp_path):
         ['base2new', '--method', 'coop'],
         ['base2new', '--method', 'cocoop'],
         ['base2new', '--method', 'kgcoop'],
+        ['base2new', '--method', 'prograd'],
         ['cross-dataset', '--method', 'coop'],
         ['cross-dataset', '--method', 'cocoop'],
         ['dg', '--method', 'coop'],
