@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from unittest import mock
 
@@ -491,3 +492,92 @@ def test_pair_memory_in_subprocesses(tmp_path):
     for path in ('model', 'baseline'):
         method = record['rows'][0][path]['memory_method']
         assert method.startswith(('VmHWM', 'ru_maxrss'))
+
+
+# ---------------------------------------------------------------------------
+# ProGrad: mmprompt's path against the original's teacher and update
+# ---------------------------------------------------------------------------
+PROGRAD = dict(type='ProGradHead', templates='OxfordPets')
+
+
+def test_prograd_preset(tool):
+    (pg, ) = tool.settings_of(tool.parse_args(['--preset', 'prograd-train']))
+    assert pg['config'].endswith('configs/_base_/models/prograd.py')
+    assert (pg['classes'], pg['train_batch'], pg['mode'],
+            pg['speed_target']) == (50, 4, 'train', 3)
+    assert not pg.get('baseline')  # two paths of one model
+    model, _ = tool.build_model(
+        dict(pg, cfg_options={'model.clip.arch': 'mmprompt-tiny-vit'}))
+    assert type(model.head).__name__ == 'ProGradHead'
+    assert model.head.prompt_learner.n_ctx == 16
+
+
+def test_prograd_straightforward_is_the_originals(tool):
+    """A second fp32 CLIP as teacher (its image tower every step, its text
+    features once), 77-token prompts and two backward passes; mmprompt's
+    path: the same CLIP, the prefix-cached encoder, ProGradOptimWrapper's
+    two autograd.grad passes."""
+    model = build(PROGRAD)
+    paths = tool.Paths(model)
+    teacher = paths.settings['straightforward']['teacher']
+    assert teacher.clip is not model.clip
+    for a, b in zip(teacher.clip.model.parameters(),
+                    model.clip.model.parameters()):
+        assert a is not b and torch.equal(a, b)
+    assert paths.settings['mmprompt']['teacher'] is None
+    params = [p for p in model.parameters() if p.requires_grad]
+    images, labels = torch.randn(2, 3, 32, 32), torch.tensor([0, 3])
+    optimizer = torch.optim.SGD(params, lr=0.002)
+    counts = {}
+    for path in tool.PATHS:
+        paths.use(path)
+        with mock.patch.object(
+                teacher.clip, 'encode_image',
+                wraps=teacher.clip.encode_image) as image, mock.patch(
+                    'torch.autograd.backward',
+                    wraps=torch.autograd.backward) as backward, mock.patch(
+                        'torch.autograd.grad',
+                        wraps=torch.autograd.grad) as grad:
+            for _ in range(2):
+                paths.train_step(images, labels, optimizer, nullcontext)
+        counts[path] = (image.call_count, backward.call_count, grad.call_count)
+    assert counts == dict(mmprompt=(0, 0, 4), straightforward=(2, 4, 0))
+    assert type(model.head.text_encoder) is PlainTextEncoder
+    assert 'teacher_logits' in model.head.__dict__
+    paths.use('mmprompt')
+    assert 'teacher_logits' not in model.head.__dict__
+    assert type(model.head.text_encoder) is PrefixCachedTextEncoder
+
+
+def test_prograd_check_agreement(tool):
+    paths = tool.Paths(build(PROGRAD))
+    found = tool.check_agreement(paths, setting(), ['train', 'test'])
+    assert set(found) == {
+        'test logits', 'train loss_ce', 'train loss_kl',
+        'gradient of head.prompt_learner.ctx'
+    }
+    assert max(found.values()) <= tool.RTOL
+    # A wrong update on the straightforward path is caught.
+    project = tool.prograd_project
+
+    def wrong(g_ce, g_kl, lambda_=1.0):
+        g, cos, projected = project(g_ce, g_kl, lambda_)
+        return g - g_kl, cos, projected
+
+    with mock.patch.object(tool, 'prograd_project', wrong):
+        with pytest.raises(AssertionError, match='gradient .* differ'):
+            tool.check_agreement(paths, setting(), ['train'])
+
+
+def test_prograd_end_to_end(tool, tmp_path, capsys):
+    out = tmp_path / 'results.json'
+    tool.main([_config(tmp_path, PROGRAD), '--classes', '3'] +
+              ['--batch', '2', '--mode', 'train', '--steps', '1'] +
+              ['--warmup', '0', '--no-isolate', '--out',
+               str(out)])
+    (record, ) = json.loads(out.read_text())['records']
+    assert record['method'] == 'ProGradHead'
+    assert record['teacher_copy_mib'] > 0
+    assert max(record['agreement'].values()) <= 1e-4
+    (row, ) = record['rows']
+    assert row['speedup'] > 0

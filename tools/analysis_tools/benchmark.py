@@ -20,6 +20,15 @@ and gradients) must agree. The paths are timed interleaved in one process,
 one step of each per round; the peak memory of one step of each path is
 measured in a fresh subprocess. Weights are random unless ``--pretrained``.
 
+For ProGrad (``ProGradHead``) the straightforward path is also the
+original's teacher and update: a second CLIP in fp32 (a copy of the
+model's) whose image tower runs every step and whose text features
+(``TextFeatureBank`` on the copy) are computed once, and two full backward
+passes (KL then CE, the gradients cloned in between) before
+``prograd_project`` and SGD; mmprompt's path is ``ProGradHead``'s teacher
+(the same CLIP, the student's image features) and ``ProGradOptimWrapper``.
+Both paths must give the same logits, losses and projected gradients.
+
 A preset with a ``baseline`` (or ``--baseline CONFIG``) compares two
 *models* instead, e.g. KgCoOp's training step against CoOp's: the config's
 model (path ``model``) and the baseline config's (path ``baseline``), built
@@ -31,12 +40,14 @@ state. Reported is the time ratio model / baseline. See
 Examples:
     python tools/analysis_tools/benchmark.py --preset cocoop-train-m4
     python tools/analysis_tools/benchmark.py --preset kgcoop-train
+    python tools/analysis_tools/benchmark.py --preset prograd-train
     python tools/analysis_tools/benchmark.py --preset all --markdown
     python tools/analysis_tools/benchmark.py configs/coop_vit-b16.py \\
         --classes 100 --batch 32 --images 200 --mode test --out res.json
 """
 import argparse
 import contextlib
+import copy
 import ctypes
 import datetime
 import gc
@@ -50,7 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 from unittest import mock
 
 import torch
@@ -61,7 +72,9 @@ from mmengine.registry import init_default_scope
 from mmpretrain.structures import DataSample
 from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
-from mmprompt.models import CoCoOpHead, CoOpHead, PlainTextEncoder
+from mmprompt.engine import ProGradOptimWrapper, prograd_project
+from mmprompt.models import (CoCoOpHead, CoOpHead, PlainTextEncoder,
+                             ProGradHead, TextFeatureBank)
 from mmprompt.registry import MODELS
 
 PROG = 'benchmark.py'
@@ -147,6 +160,20 @@ PRESETS: Dict[str, dict] = {
         warmup=2,
         steps=10,
         max_ratio=1.15),
+    # Issue 14: ProGrad's training step against the original's computation
+    # (77-token prompts, a second fp32 CLIP as teacher, two full backward
+    # passes). The teacher's prompt 'a photo of a {}.' initialises the last
+    # 4 of the 16 context vectors (the original's CTX_INIT True).
+    'prograd-train':
+    dict(
+        config='configs/_base_/models/prograd.py',
+        title='ProGrad ViT-B/16, M=16 from "a photo of a"',
+        mode='train',
+        classes=50,
+        train_batch=4,
+        warmup=1,
+        steps=5,
+        speed_target=3.0),
 }
 
 
@@ -375,6 +402,13 @@ class Paths:
                 text_encoder=head.text_encoder, cache_text_features=True),
             straightforward=dict(
                 text_encoder=straightforward, cache_text_features=False))
+        self.prograd = isinstance(head, ProGradHead)
+        if self.prograd:
+            self.settings['mmprompt']['teacher'] = None  # the head's own
+            self.settings['straightforward']['teacher'] = OriginalTeacher(
+                model)
+        self.current: Optional[str] = None
+        self._wrappers: Dict[int, ProGradOptimWrapper] = {}
 
     def use(self, path: str) -> nn.Module:
         """Put the head in ``path``'s setting; returns the model."""
@@ -382,11 +416,89 @@ class Paths:
         head.text_encoder = setting['text_encoder']
         if isinstance(head, CoOpHead):
             head.cache_text_features = setting['cache_text_features']
+        if self.prograd:
+            head.__dict__.pop('teacher_logits', None)
+            if setting['teacher'] is not None:
+                head.teacher_logits = setting['teacher'].logits
+        self.current = path
         return self.model
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor,
+                   optimizer: torch.optim.Optimizer,
+                   autocast: Callable) -> Dict[str, torch.Tensor]:
+        """One training step of the current path; returns the losses.
+
+        CoOp, CoCoOp, KgCoOp: the summed loss, one backward pass, the
+        optimizer's step. ProGrad: ``ProGradOptimWrapper`` on mmprompt's
+        path (as the runner calls it), the original's two backward passes
+        and projection on the straightforward one.
+        """
+        model = self.model
+        samples = _samples(labels)
+        if self.prograd and self.current == 'mmprompt':
+            wrapper = self._wrappers.get(id(optimizer))
+            if wrapper is None or wrapper.optimizer is not optimizer:
+                wrapper = self._wrappers[id(optimizer)] = ProGradOptimWrapper(
+                    optimizer=optimizer)
+            with autocast(), wrapper.optim_context(model):
+                losses = model(images, samples, mode='loss')
+            wrapper.update_params(model.parse_losses(losses)[0])
+            return losses
+        optimizer.zero_grad()
+        if self.prograd:  # the original's prograd_backward_and_update
+            self.settings['straightforward']['teacher'].images = images
+            with autocast():
+                losses = model(images, samples, mode='loss')
+            params = [p for p in model.parameters() if p.requires_grad]
+            losses['loss_kl'].backward(retain_graph=True)
+            g_kl = [p.grad.clone() for p in params]
+            optimizer.zero_grad()
+            losses['loss_ce'].backward()
+            for p, kl in zip(params, g_kl):
+                p.grad = prograd_project(p.grad, kl)[0]
+            optimizer.step()
+            return losses
+        with autocast():
+            losses = model(images, samples, mode='loss')
+            loss = model.parse_losses(losses)[0]
+        loss.backward()
+        optimizer.step()
+        return dict(loss=loss)
 
     def model_of(self, path: str) -> nn.Module:
         """The model a path runs (the one model for both)."""
         return self.model
+
+
+class OriginalTeacher:
+    """ProGrad's teacher as the original keeps it (``class CLIP`` in its
+    ``prograd.py``): a second, fp32 copy of the model's CLIP, its text
+    features of the head's templates computed once (a
+    :class:`TextFeatureBank` on the copy), its image features computed from
+    the images at every step by its own image tower.
+
+    Args:
+        model (PromptClassifier): With a ``ProGradHead``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.head = model.head
+        self.clip = copy.deepcopy(model.clip).float()
+        self.bank = TextFeatureBank(self.clip, self.head.teacher.templates)
+        #: The images of the step (set before the forward).
+        self.images: Optional[torch.Tensor] = None
+        self.mib = sum(p.numel() * p.element_size()
+                       for p in self.clip.model.parameters()) / 2**20
+
+    def logits(self, image_features: torch.Tensor) -> torch.Tensor:
+        """Stands in for ``ProGradHead.teacher_logits``: the copy's
+        zero-shot logits of the step's images (the student's features are
+        not used)."""
+        with torch.no_grad():
+            features = self.clip.encode_image(self.images).float()
+            features = features / features.norm(dim=-1, keepdim=True)
+            text = self.bank(self.head.class_names)
+            return self.clip.logit_scale.exp().float() * features @ text.t()
 
 
 class ModelPair:
@@ -423,14 +535,17 @@ def random_inputs(model: nn.Module, num: int, setting: dict,
     return images.to(setting['device']), labels.to(setting['device'])
 
 
-def loss_of(model: nn.Module, images: torch.Tensor,
-            labels: torch.Tensor) -> torch.Tensor:
-    """The training loss, as the runner computes it."""
-    samples = [
+def _samples(labels: torch.Tensor) -> List[DataSample]:
+    return [
         DataSample().set_gt_label(int(label)).to(labels.device)
         for label in labels
     ]
-    return model.parse_losses(model(images, samples, mode='loss'))[0]
+
+
+def loss_of(model: nn.Module, images: torch.Tensor,
+            labels: torch.Tensor) -> torch.Tensor:
+    """The training loss, as the runner computes it."""
+    return model.parse_losses(model(images, _samples(labels), mode='loss'))[0]
 
 
 def check_agreement(paths: Paths, setting: dict,
@@ -448,19 +563,35 @@ def check_agreement(paths: Paths, setting: dict,
             outputs[path] = {'test logits': model(images)}
         if 'train' in modes:
             model.train()
-            params = {
-                n: p
-                for n, p in model.named_parameters() if p.requires_grad
-            }
-            model.zero_grad(set_to_none=True)
-            loss = loss_of(model, images, labels)
-            loss.backward()
-            outputs[path]['train loss'] = loss
-            for name, p in params.items():
-                outputs[path][f'gradient of {name}'] = p.grad.clone()
+            outputs[path].update(_train_outputs(paths, images, labels))
             model.zero_grad(set_to_none=True)
             model.eval()
     return _differences(outputs, *PATHS)
+
+
+def _train_outputs(paths: Paths, images: torch.Tensor,
+                   labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The losses of a training step of the current path and the gradient
+    the optimizer steps on (ProGrad's projected one), without the step."""
+    model = paths.model
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.SGD(params.values(), lr=0.0)
+    applied = {}
+
+    def record(*args, **kwargs):
+        applied.update(
+            (f'gradient of {n}', p.grad.clone()) for n, p in params.items())
+
+    optimizer.step = record
+    model.zero_grad(set_to_none=True)
+    losses = paths.train_step(images, labels, optimizer,
+                              contextlib.nullcontext)
+    outputs = {
+        'train loss' if name == 'loss' else f'train {name}': value
+        for name, value in losses.items()
+    }
+    outputs.update(applied)
+    return outputs
 
 
 def _differences(outputs: Dict[str, dict], first: str,
@@ -629,7 +760,11 @@ class Phase:
     mode, and a new evaluation without CoOp's cached text features.
     """
 
-    def __init__(self, model: nn.Module, setting: dict, mode: str) -> None:
+    def __init__(self,
+                 model: nn.Module,
+                 setting: dict,
+                 mode: str,
+                 train_step: Optional[Callable] = None) -> None:
         self.model, self.mode, self.setting = model, mode, setting
         if mode == 'train':
             self.batch = self.images = setting['train_batch']
@@ -639,6 +774,9 @@ class Phase:
             optimizer = torch.optim.SGD(params, **SGD)
 
             def step():
+                if train_step is not None:  # the path's own (Paths)
+                    train_step(images, labels, optimizer, self._autocast)
+                    return
                 optimizer.zero_grad()
                 with self._autocast():
                     loss = loss_of(model, images, labels)
@@ -679,7 +817,8 @@ class Phase:
 def measure_memory(paths: Paths, setting: dict, path: str, mode: str) -> dict:
     """Peak memory of one step of ``path`` after the warm-up, above the
     loaded model and data."""
-    phase = Phase(paths.use(path), setting, mode)
+    phase = Phase(
+        paths.use(path), setting, mode, getattr(paths, 'train_step', None))
     phase.warm_up(setting['warmup'])
     _sync(setting['device'])
     memory = PeakMemory(setting['device'])
@@ -706,7 +845,8 @@ def measure_time(paths: Paths, setting: dict, path_names: Sequence[str],
     for path in path_names:
         model = paths.model_of(path)
         if id(model) not in by_model:
-            by_model[id(model)] = Phase(model, setting, mode)
+            by_model[id(model)] = Phase(model, setting, mode,
+                                        getattr(paths, 'train_step', None))
         phases[path] = by_model[id(model)]
     for path in path_names:
         paths.use(path)
@@ -832,6 +972,10 @@ def run_setting(setting: dict, path_names: Sequence[str], isolate: bool,
         threads=torch.get_num_threads(),
         modes=modes,
         rows=[])
+    if paths.prograd:
+        # Held by the straightforward path only, loaded before any step.
+        record['teacher_copy_mib'] = paths.settings['straightforward'][
+            'teacher'].mib
     name = setting['name']
     if check:
         record['agreement'] = check_agreement(paths, setting, modes)
@@ -991,6 +1135,13 @@ def markdown(records: List[dict], info: dict) -> str:
     if pairs:
         header += (' Time ratio (two models): the median over rounds of '
                    'model s / baseline s, timed and measured likewise.')
+    for record in singles:
+        if record.get('teacher_copy_mib'):
+            header += (
+                f" `{record['name']}`: the straightforward path also holds "
+                f"the original's second CLIP as teacher "
+                f"({record['teacher_copy_mib']:.0f} MiB of fp32 weights, "
+                'loaded before the steps, so outside its peak).')
     lines = [header, '']
     if singles:
         lines += [
