@@ -5,7 +5,8 @@ from mmprompt.utils import (CheckpointMismatchError, check_checkpoint_fits,
 from .distributed import (accelerator_available, setup_cpu_distributed,
                           teardown_distributed)
 from .hooks import (CheckpointFitHook, ClassNamesHook, FiniteLossHook,
-                    SafeCheckpointHook, TestProgressHook)
+                    GaussianPromptAggregationHook, SafeCheckpointHook,
+                    TestProgressHook, gaussian_epoch_weights)
 from .optim_wrappers import (AMP_OPTIM_WRAPPERS, ProGradAmpOptimWrapper,
                              ProGradOptimWrapper, prograd_project)
 from .rng import get_rng_state, set_rng_state
@@ -14,6 +15,7 @@ from .schedulers import ConstantWarmupCosineLR
 __all__ = [
     'CheckpointFitHook', 'ClassNamesHook', 'FiniteLossHook',
     'SafeCheckpointHook', 'TestProgressHook', 'ConstantWarmupCosineLR',
+    'GaussianPromptAggregationHook', 'gaussian_epoch_weights',
     'accelerator_available', 'setup_cpu_distributed', 'teardown_distributed',
     'get_rng_state', 'set_rng_state', 'AMP_OPTIM_WRAPPERS',
     'ProGradOptimWrapper', 'ProGradAmpOptimWrapper', 'prograd_project'
