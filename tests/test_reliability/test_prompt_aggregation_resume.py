@@ -28,8 +28,8 @@ def test_killed_run_resumes_to_the_same_aggregate(tmp_path):
     log = kill_after_line(first, 'Epoch(train) [3][2/3]')
     assert first.returncode == -signal.SIGKILL, log[-3000:]
     assert not (run / 'epoch_3.pth').exists()
-    second = start_train([str(config), '--work-dir', str(run), '--resume'],
-                         tmp_path)
+    second = start_train([str(config), '--work-dir',
+                          str(run), '--resume'], tmp_path)
     log = finish(second)
     assert second.returncode == 0, log[-4000:]
     assert 'Epoch(train) [3][1/3]' in log and 'Epoch(train) [2]' not in log

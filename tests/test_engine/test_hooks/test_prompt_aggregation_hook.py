@@ -38,9 +38,8 @@ def test_epoch_weights_are_the_originals(golden_dir):
         for a, b in zip(ours, theirs):
             assert abs(a - b) <= 1e-15 * b, (setting, a, b)
     weights = gaussian_epoch_weights(15, 1, 20)
-    assert [round(w, 3) for w in weights[12:17]] == [
-        0.054, 0.242, 0.399, 0.242, 0.054
-    ]
+    assert [round(w, 3)
+            for w in weights[12:17]] == [0.054, 0.242, 0.399, 0.242, 0.054]
     assert weights[0] < 2e-43 and weights[0] > 0
 
 
@@ -53,8 +52,8 @@ def test_epoch_weights_are_the_originals(golden_dir):
 ])
 def test_bad_settings_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        gaussian_epoch_weights(
-            kwargs['mean'], kwargs['std'], kwargs.get('max_epochs', 20))
+        gaussian_epoch_weights(kwargs['mean'], kwargs['std'],
+                               kwargs.get('max_epochs', 20))
     if 'max_epochs' not in kwargs:
         with pytest.raises(ValueError, match=match):
             GaussianPromptAggregationHook(kwargs['mean'], kwargs['std'])
@@ -120,7 +119,10 @@ def _aggregate(golden_dir, variant, average_frozen):
     states = torch.load(folder / 'gpa_epoch_states.pt')
     saved = load_checkpoint_file(str(folder / options['checkpoint']))
     learnable = set(options['learnable'])
-    frozen = {k: v for k, v in saved['state_dict'].items() if k not in learnable}
+    frozen = {
+        k: v
+        for k, v in saved['state_dict'].items() if k not in learnable
+    }
     model = _Model(states['epoch_states'][0], frozen)
     max_epochs = options['options']['MAX_EPOCH']
     assert len(states['epoch_states']) == max_epochs
@@ -136,10 +138,7 @@ def _aggregate(golden_dir, variant, average_frozen):
                 getattr(model, _key(name)).copy_(t)
         runner.epoch = epoch
         hook.after_train_epoch(runner)
-    result = {
-        name: getattr(model, _key(name)).detach()
-        for name in learnable
-    }
+    result = {name: getattr(model, _key(name)).detach() for name in learnable}
     result.update({
         name: getattr(model.clip.model, _key(name)).detach()
         for name in frozen
@@ -217,7 +216,8 @@ _RUNS = itertools.count()
 
 
 def _runner(work_dir, epochs=4, resume=False, load_from=None, **hook):
-    hook = dict(dict(type='GaussianPromptAggregationHook', mean=3, std=1), **hook)
+    hook = dict(
+        dict(type='GaussianPromptAggregationHook', mean=3, std=1), **hook)
     return Runner(
         model=_Toy(),
         work_dir=str(work_dir),
@@ -272,8 +272,8 @@ def test_resume_gives_the_aggregate_of_an_uninterrupted_run(tmp_path):
     # Resume the second run from epoch 2 as after a kill during epoch 3.
     for name in ('epoch_3.pth', 'epoch_4.pth'):
         (tmp_path / 'cut' / name).unlink()
-    (tmp_path / 'cut' / 'last_checkpoint').write_text(
-        str(tmp_path / 'cut' / 'epoch_2.pth'))
+    (tmp_path / 'cut' /
+     'last_checkpoint').write_text(str(tmp_path / 'cut' / 'epoch_2.pth'))
     _runner(tmp_path / 'cut', resume=True).train()
     a = _state(tmp_path / 'ref' / 'epoch_4.pth')['state_dict']
     b = _state(tmp_path / 'cut' / 'epoch_4.pth')['state_dict']
@@ -293,8 +293,10 @@ def test_resume_without_or_with_other_state_is_refused(tmp_path):
     torch.save(data, tmp_path / 'bare.pth')
     runner = _runner(tmp_path / 'bare', epochs=2)
     runner._resume, runner._load_from = True, str(tmp_path / 'bare.pth')
-    with pytest.raises(RuntimeError, match='resumed at epoch 1 from a '
-                       'checkpoint without the state'):
+    with pytest.raises(
+            RuntimeError,
+            match='resumed at epoch 1 from a '
+            'checkpoint without the state'):
         runner.train()
     # load_from without resume starts a new aggregation.
     runner = _runner(tmp_path / 'fresh', epochs=2, load_from=ckpt)
