@@ -8,7 +8,8 @@ from open_clip.zero_shot_metadata import (OPENAI_IMAGENET_TEMPLATES,
 
 __all__ = [
     'DATASET_TEMPLATES', 'KGCOOP_TEMPLATES', 'PROGRAD_TEMPLATES',
-    'TEMPLATE_TABLES', 'TEMPLATE_SETS', 'resolve_templates'
+    'PROMPTSRC_TEMPLATES', 'TEMPLATE_TABLES', 'TEMPLATE_SETS',
+    'resolve_templates'
 ]
 
 # One template per dataset: CoOp's zero-shot CLIP baseline.
@@ -55,11 +56,80 @@ TEMPLATE_TABLES = {
     'prograd': PROGRAD_TEMPLATES,
 }
 
+# PromptSRC's teacher templates (muzairkhattak/PromptSRC,
+# trainers/imagenet_templates.py IMAGENET_TEMPLATES): 60 of CLIP's 80
+# ImageNet templates, in that file's order (the order of the mean of their
+# features).
+PROMPTSRC_TEMPLATES = [
+    'a photo of a {}.',
+    'a bad photo of a {}.',
+    'a photo of many {}.',
+    'a sculpture of a {}.',
+    'a photo of the hard to see {}.',
+    'a low resolution photo of the {}.',
+    'a rendering of a {}.',
+    'graffiti of a {}.',
+    'a bad photo of the {}.',
+    'a cropped photo of the {}.',
+    'a tattoo of a {}.',
+    'the embroidered {}.',
+    'a photo of a hard to see {}.',
+    'a bright photo of a {}.',
+    'a photo of a clean {}.',
+    'a photo of a dirty {}.',
+    'a dark photo of the {}.',
+    'a drawing of a {}.',
+    'a photo of my {}.',
+    'the plastic {}.',
+    'a photo of the cool {}.',
+    'a close-up photo of a {}.',
+    'a black and white photo of the {}.',
+    'a painting of the {}.',
+    'a painting of a {}.',
+    'a pixelated photo of the {}.',
+    'a sculpture of the {}.',
+    'a bright photo of the {}.',
+    'a cropped photo of a {}.',
+    'a plastic {}.',
+    'a photo of the dirty {}.',
+    'a jpeg corrupted photo of a {}.',
+    'a blurry photo of the {}.',
+    'a photo of the {}.',
+    'a good photo of the {}.',
+    'a rendering of the {}.',
+    'a {} in a video game.',
+    'a photo of one {}.',
+    'a doodle of a {}.',
+    'a close-up photo of the {}.',
+    'the origami {}.',
+    'the {} in a video game.',
+    'a sketch of a {}.',
+    'a doodle of the {}.',
+    'a origami {}.',
+    'a low resolution photo of a {}.',
+    'the toy {}.',
+    'a rendition of the {}.',
+    'a photo of the clean {}.',
+    'a photo of a large {}.',
+    'a rendition of a {}.',
+    'a photo of a nice {}.',
+    'a photo of a weird {}.',
+    'a blurry photo of a {}.',
+    'a cartoon {}.',
+    'art of a {}.',
+    'a sketch of the {}.',
+    'a embroidered {}.',
+    'a pixelated photo of a {}.',
+    'itap of the {}.',
+]
+
 # Template sets for prompt ensembling: the 7 templates CoOp's ensemble
-# baseline selects from CLIP's 80 ImageNet templates, and all 80.
+# baseline selects from CLIP's 80 ImageNet templates, all 80, and
+# PromptSRC's 60.
 TEMPLATE_SETS = {
     'imagenet-7': [t('{}') for t in SIMPLE_IMAGENET_TEMPLATES],
     'imagenet-80': [t('{}') for t in OPENAI_IMAGENET_TEMPLATES],
+    'imagenet-60': list(PROMPTSRC_TEMPLATES),
 }
 
 
