@@ -1,5 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Install mmprompt: ``pip install -e .`` (add ``.[tests]`` for the tests)."""
+"""Install mmprompt: ``pip install -e .`` (add ``.[tests]`` for the tests,
+``.[lpclip]`` for the CoOp paper's linear probe)."""
 import os
 import os.path as osp
 import subprocess
@@ -93,5 +94,6 @@ setup(
     extras_require={
         'tests': parse_requirements('requirements/tests.txt'),
         'docs': parse_requirements('requirements/docs.txt'),
+        'lpclip': parse_requirements('requirements/lpclip.txt'),
     },
     zip_safe=False)
