@@ -117,6 +117,9 @@ class AdapterClassifier(BaseClassifier):
             raise TypeError(
                 f'adapter must be a BaseAdapter (TipAdapter, ...), got '
                 f'{type(self.adapter).__name__}')
+        if hasattr(self.adapter, 'set_logit_scale'):
+            # an adapter scoring with the CLIP's own scale (CLIP-Adapter)
+            self.adapter.set_logit_scale(self.clip.logit_scale.detach())
         self._class_names: List[str] = []
         if class_names is not None:
             self.set_class_names(class_names)
