@@ -110,6 +110,11 @@ class LogisticRegressionProbe(BaseAdapter):
         max_iter (int): L-BFGS iterations per fit. Defaults to 1000.
         coarse_c (Sequence[float]): The coarse grid, searched in order.
             Defaults to :data:`COARSE_C`.
+        search_split (str): The features C is chosen on: ``'val'`` (the
+            loop's validation set, the original's) or ``'train'`` (the
+            training features themselves, for data without a held-out
+            split, e.g. CoOp's ImageNet, whose val split is its test set).
+            Defaults to 'val'.
         init_cfg (dict, optional): Unused. Defaults to None.
 
     Examples:
@@ -129,8 +134,11 @@ class LogisticRegressionProbe(BaseAdapter):
                  search_steps: int = 8,
                  max_iter: int = 1000,
                  coarse_c: Sequence[float] = COARSE_C,
+                 search_split: str = 'val',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.search_split = check_search_split(search_split,
+                                               'C search (search_split)')
         if not isinstance(max_iter, int) or max_iter < 1:
             raise ValueError(
                 f'max_iter must be a positive int, got {max_iter!r}')
@@ -186,24 +194,28 @@ class LogisticRegressionProbe(BaseAdapter):
 
     def fit(self, train: FeatureSet, val: Optional[FeatureSet],
             text: Optional[torch.Tensor]) -> Dict[str, Any]:
-        """Search C on the first view of ``val`` and fit on the first view
-        of ``train`` (the original extracts both with the test transform).
+        """Fit on the first view of ``train`` (the original extracts it
+        with the test transform), C searched on the first view of ``val``,
+        or of ``train`` with ``search_split='train'``.
 
         Returns:
-            dict: ``{'C': {'value', 'split'}, 'val_accuracy': {...}}``.
+            dict: ``{'C': {'value', 'split'}, 'search_accuracy': {...}}``.
         """
-        if val is None:
+        if self.search_split == 'train':
+            val = train
+        elif val is None:
             raise ValueError(
-                "the linear probe's C is searched on validation features: "
-                "give the loop a val split (the original's few-shot val set) "
-                "or search_split='train'")
+                "the linear probe's C is searched on validation features and "
+                'there are none: give the config a val_dataloader of the '
+                "val split, or LogisticRegressionProbe(search_split='train')"
+                ' to choose C on the training features')
         num_classes = None if text is None else text.shape[0]
         record = self.fit_features(train.features[0], train.labels,
                                    val.features[0], val.labels, val.split,
                                    num_classes)
         return dict(
             C=dict(value=record['C'], split=record['split']),
-            val_accuracy=dict(
+            search_accuracy=dict(
                 value=record['val_accuracy'], split=record['split']))
 
     def _fit_one(self, c: float, x: np.ndarray, y: np.ndarray):
@@ -334,4 +346,5 @@ class LogisticRegressionProbe(BaseAdapter):
 
     def extra_repr(self) -> str:
         return (f'search_steps={self.search_steps}, '
-                f'max_iter={self.max_iter}, C={self.C.item():g}')
+                f'max_iter={self.max_iter}, '
+                f'search_split={self.search_split!r}, C={self.C.item():g}')

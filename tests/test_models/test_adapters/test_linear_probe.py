@@ -118,8 +118,15 @@ def test_lpclip_fit_protocol_and_record():
     assert len(probe.search_record['steps']) == 2
     with pytest.raises(ValueError, match='test split'):
         probe.fit(train, FeatureSet(feats, labels, 'test'), None)
-    with pytest.raises(ValueError, match='needs|searched on validation'):
+    with pytest.raises(ValueError, match='there are none'):
         probe.fit(train, None, None)
+    # C on the training features, when asked: said so
+    on_train = LogisticRegressionProbe(search_steps=1, search_split='train')
+    chosen = on_train.fit(train, FeatureSet(feats[:, :3], labels[:3], 'val'),
+                          None)
+    assert chosen['C']['split'] == 'train'
+    with pytest.raises(ValueError, match='C search'):
+        LogisticRegressionProbe(search_split='test')
     loaded = LogisticRegressionProbe()
     loaded.load_state_dict(probe.state_dict())
     torch.testing.assert_close(loaded(feats[0]), probe(feats[0]))
