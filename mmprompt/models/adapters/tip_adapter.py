@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from mmprompt.registry import MODELS
-from .base import BaseAdapter, FeatureSet, one_hot
+from .base import BaseAdapter, FeatureSet, check_search_split, one_hot
 
 __all__ = ['TipAdapter', 'tip_search_grid']
 
@@ -199,10 +199,13 @@ class TipAdapter(BaseAdapter):
                beta: float) -> torch.Tensor:
         """Tip-Adapter's logits of normalised features ``f`` ``(B, D)``."""
         clip_logits = self.logit_scale * f @ text.to(self.dtype).t()
-        # exp(-β(1 - A)) written as the original computes it.
-        cache_logits = (
-            (-1) * (beta - beta * self.affinity(f))).exp() @ self.cache_values
-        return clip_logits + cache_logits * alpha
+        return clip_logits + self.cache_logits(self.affinity(f), beta) * alpha
+
+    def cache_logits(self, affinity: torch.Tensor,
+                     beta: float) -> torch.Tensor:
+        """``exp(-β(1 - A)) L`` ``(B, C)`` of the affinity ``A``
+        ``(B, NK)``, written as the original computes it."""
+        return ((-1) * (beta - beta * affinity)).exp() @ self.cache_values
 
     def forward(self, features: torch.Tensor,
                 text: torch.Tensor) -> torch.Tensor:
@@ -233,8 +236,7 @@ class TipAdapter(BaseAdapter):
         affinity = self.affinity(f)
         correct = torch.zeros(len(betas), len(alphas), dtype=torch.long)
         for i, beta in enumerate(betas.tolist()):
-            cache_logits = ((-1) *
-                            (beta - beta * affinity)).exp() @ self.cache_values
+            cache_logits = self.cache_logits(affinity, beta)
             for j, alpha in enumerate(alphas.tolist()):
                 pred = (clip_logits + cache_logits * alpha).topk(1)[1][:, 0]
                 correct[i, j] = (pred == labels).sum()
@@ -244,6 +246,7 @@ class TipAdapter(BaseAdapter):
     def search(self, data: FeatureSet, text: torch.Tensor) -> Dict[str, Any]:
         """Choose α and β on ``data`` (the original's ``search_hp``): the
         first best point of the grid, β the outer loop."""
+        check_search_split(data.split, 'alpha/beta search')
         if self.search_grid is None:
             return {}
         self._check_fitted(text)

@@ -10,7 +10,8 @@ from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.structures import DataSample
 
 from mmprompt.registry import MODELS
-from mmprompt.utils import init_options, weights_fingerprint
+from mmprompt.utils import (check_search_split, init_options,
+                            weights_fingerprint)
 from ..adapters import BaseAdapter, FeatureSet
 from ..heads import TextFeatureBank
 from .prompt_classifier import CLIP_MEAN, CLIP_STD
@@ -201,12 +202,17 @@ class AdapterClassifier(BaseClassifier):
     def fit(self,
             train: FeatureSet,
             val: Optional[FeatureSet] = None) -> Dict[str, Any]:
-        """The adapter's :meth:`~BaseAdapter.fit` with the text features."""
+        """The adapter's :meth:`~BaseAdapter.fit` with the text features.
+        ``val`` must not be test data."""
+        check_search_split(train.split, 'fit (training features)')
+        if val is not None:
+            check_search_split(val.split, 'fit (validation features)')
         return self.adapter.fit(train, val, self.text_features())
 
     def search(self, data: FeatureSet) -> Dict[str, Any]:
         """The adapter's :meth:`~BaseAdapter.search` with the text
-        features."""
+        features. ``data`` must not be test data."""
+        check_search_split(data.split, 'search')
         return self.adapter.search(data, self.text_features())
 
     def forward(self,
