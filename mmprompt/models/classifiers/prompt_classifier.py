@@ -211,7 +211,16 @@ class PromptClassifier(BaseClassifier):
         return meta
 
     def extract_feat(self, inputs: torch.Tensor) -> tuple:
-        """L2-normalised image features ``((B, D), )`` of the frozen tower."""
+        """L2-normalised image features ``((B, D), )``.
+
+        A head with vision prompts (IVLP, MaPLe, VPT-deep, ...) defines
+        ``extract_image_features(images)``: the image tower then runs with
+        its learner's vision tokens and a graph to them. Every other head
+        gets the frozen tower's features, computed without a graph.
+        """
+        extract = getattr(self.head, 'extract_image_features', None)
+        if extract is not None:
+            return (extract(inputs), )
         # No graph through the frozen tower: nothing in it learns, so the
         # gradients of the prompt learner are the same without it.
         with torch.no_grad():

@@ -557,7 +557,8 @@ class OpenCLIP(BaseModule):
                     overwrite: Optional[Mapping[int,
                                                 Tuple[int,
                                                       torch.Tensor]]] = None,
-                    truncate: Optional[bool] = None) -> torch.Tensor:
+                    truncate: Optional[bool] = None,
+                    rows_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         """Encode token embeddings into text features.
 
         Equal to open_clip's ``encode_text(tokens)`` when ``embeddings`` are
@@ -580,6 +581,13 @@ class OpenCLIP(BaseModule):
                 EOT (exact, see ``truncate_text``); None follows
                 ``truncate_text``, False runs every position (the
                 original's computation, for comparisons). Defaults to None.
+            rows_dtype (torch.dtype, optional): Each sequence's copy of
+                the ``overwrite`` rows passes through this dtype after the
+                rows are expanded to the batch (``rows.expand(N, n,
+                W).to(rows_dtype)``): its value and its own gradient are
+                rounded there, as the deep-prompt originals'
+                ``p.expand(...).half()`` does in their fp32 path. None keeps
+                the rows as they are. Defaults to None.
 
         Returns:
             Tensor: Projected features ``(N, embed_dim)``, not normalised.
@@ -604,7 +612,8 @@ class OpenCLIP(BaseModule):
             mask = mask[:length, :length]
         overwrite = self._check_overwrite(overwrite, len(self.text_blocks),
                                           embeddings.shape[1], 'text')
-        x = self._run_blocks(self._text.transformer, x, overwrite, mask)
+        x = self._run_blocks(self._text.transformer, x, overwrite, mask,
+                             rows_dtype)
         return self.text_head(x[torch.arange(x.shape[0], device=x.device),
                                 eot])
 
@@ -626,6 +635,33 @@ class OpenCLIP(BaseModule):
         token only, an exact saving of about 1/14 of the tower, and vision
         tokens can be appended (:meth:`encode_image`)."""
         return self._vision_refusal() is None
+
+    @property
+    def vision_blocks(self) -> Optional[nn.ModuleList]:
+        """The image transformer's blocks, or None for an image tower that
+        is not a transformer (ResNet)."""
+        visual = self.model.visual
+        if isinstance(visual, VisionTransformer):
+            return visual.transformer.resblocks
+        return None
+
+    def check_vision_tokens(self,
+                            who: str = 'Prompt methods with vision '
+                            'tokens') -> None:
+        """Raise a ``ValueError`` saying why vision tokens cannot be added
+        to this image tower (:meth:`encode_image`'s ``append``), if they
+        cannot: prompt learners call it when they are built.
+
+        Args:
+            who (str): What needs the tokens, for the message.
+        """
+        refusal = self._vision_refusal()
+        if refusal is not None:
+            raise ValueError(
+                f'vision tokens cannot be added to the image tower of '
+                f'{self.arch!r}: {refusal}. {who} need a ViT pooled at its '
+                "class token (e.g. ViT-B-16); text-only prompts work with "
+                'every tower.')
 
     def _vision_refusal(self) -> Optional[str]:
         """Why :meth:`encode_image` cannot run its own ViT loop, or None."""
@@ -651,8 +687,8 @@ class OpenCLIP(BaseModule):
     def encode_image(self,
                      images: torch.Tensor,
                      append: Optional[torch.Tensor] = None,
-                     overwrite: Optional[Mapping[int, torch.Tensor]] = None
-                     ) -> torch.Tensor:
+                     overwrite: Optional[Mapping[int, torch.Tensor]] = None,
+                     rows_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         """Image features ``(B, embed_dim)``, not normalised.
 
         Without ``append`` this is open_clip's ``encode_image`` (for a ViT
@@ -670,6 +706,12 @@ class OpenCLIP(BaseModule):
                 before block ``i`` (0-based) the ``n`` appended tokens of
                 the hidden state become ``rows``, ``(n, Wv)`` or
                 ``(B, n, Wv)``. Needs ``append``. Defaults to None.
+            rows_dtype (torch.dtype, optional): Each image's copy of
+                ``append`` and of the ``overwrite`` rows passes through this
+                dtype after they are expanded to the batch, rounding its
+                value and its own gradient (the deep-prompt originals'
+                ``p.expand(B, -1, -1).half()``, see :meth:`encode_text`).
+                Defaults to None.
 
         Returns:
             Tensor: ``(B, embed_dim)``.
@@ -681,16 +723,12 @@ class OpenCLIP(BaseModule):
                 'overwrite replaces appended vision tokens: pass append '
                 'too (the tokens before the first block)')
         refusal = self._vision_refusal()
-        if append is not None and refusal is not None:
-            raise ValueError(
-                f'vision tokens cannot be added to the image tower of '
-                f'{self.arch!r}: {refusal}. Prompt methods with vision '
-                'tokens need a ViT pooled at its class token (e.g. '
-                "ViT-B-16); text-only prompts work with every tower.")
+        if append is not None:
+            self.check_vision_tokens()
         if refusal is not None:
             return self.model.encode_image(images)
         visual = self.model.visual
-        x = self._vision_embeds(images, append)  # (B, T (+ n), Wv)
+        x = self._vision_embeds(images, append, rows_dtype)  # (B, T (+ n), Wv)
         n = 0 if append is None else append.shape[-2]
         for block, rows in (overwrite or {}).items():
             if rows.shape[-2] != n:
@@ -703,7 +741,7 @@ class OpenCLIP(BaseModule):
                 i: (x.shape[1] - n, rows)
                 for i, rows in (overwrite or {}).items()
             }, len(visual.transformer.resblocks), x.shape[1], 'vision')
-        return self._run_vision_blocks(x, overwrite)
+        return self._run_vision_blocks(x, overwrite, rows_dtype)
 
     @property
     def image_size(self) -> Optional[Tuple[int, int]]:
@@ -747,8 +785,11 @@ class OpenCLIP(BaseModule):
             'test_dataloader.dataset.pipeline), or choose the CLIP arch '
             'the pipelines were made for.')
 
-    def _vision_embeds(self, images: torch.Tensor,
-                       append: Optional[torch.Tensor]) -> torch.Tensor:
+    def _vision_embeds(self,
+                       images: torch.Tensor,
+                       append: Optional[torch.Tensor],
+                       rows_dtype: Optional[torch.dtype] = None
+                       ) -> torch.Tensor:
         """open_clip's ``VisionTransformer._embeds`` with ``append`` added
         between the positional embedding (and patch dropout) and
         ``ln_pre``."""
@@ -760,13 +801,17 @@ class OpenCLIP(BaseModule):
         x = x + visual.positional_embedding.to(x.dtype)
         x = visual.patch_dropout(x)
         if append is not None:
-            append = append.to(x.dtype)
             if append.dim() == 2:
                 append = append.expand(x.shape[0], -1, -1)
-            x = torch.cat([x, append], dim=1)  # (B, T + n, Wv)
+            if rows_dtype is not None:
+                append = append.to(rows_dtype)
+            x = torch.cat([x, append.to(x.dtype)], dim=1)  # (B, T + n, Wv)
         return visual.ln_pre(x)
 
-    def _run_vision_blocks(self, x: torch.Tensor, overwrite: dict):
+    def _run_vision_blocks(self,
+                           x: torch.Tensor,
+                           overwrite: dict,
+                           rows_dtype: Optional[torch.dtype] = None):
         """The ViT's blocks with the last one's query at the class token
         (the other positions give keys and values there, and nothing reads
         their outputs), then the pooled head."""
@@ -780,10 +825,10 @@ class OpenCLIP(BaseModule):
             x = x.transpose(0, 1)
         for i, block in enumerate(blocks):
             if i in overwrite:
-                x = _write_rows(x, *overwrite[i], sequence)
+                x = _write_rows(x, *overwrite[i], sequence, rows_dtype)
             x = block(x)
         if last_index in overwrite:
-            x = _write_rows(x, *overwrite[last_index], sequence)
+            x = _write_rows(x, *overwrite[last_index], sequence, rows_dtype)
         normed = last.ln_1(x)
         x = x.narrow(sequence, 0, 1) + last.ls_1(
             last.attention(
@@ -822,8 +867,11 @@ class OpenCLIP(BaseModule):
         return checked
 
     @staticmethod
-    def _run_blocks(transformer: nn.Module, x: torch.Tensor, overwrite: dict,
-                    mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def _run_blocks(transformer: nn.Module,
+                    x: torch.Tensor,
+                    overwrite: dict,
+                    mask: Optional[torch.Tensor],
+                    rows_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         """open_clip's ``Transformer.forward`` on batch-first ``x``, with
         rows written before the blocks ``overwrite`` names."""
         batch_first = getattr(transformer, 'batch_first', True)
@@ -832,24 +880,32 @@ class OpenCLIP(BaseModule):
             x = x.transpose(0, 1)
         for i, block in enumerate(transformer.resblocks):
             if i in overwrite:
-                x = _write_rows(x, *overwrite[i], sequence)
+                x = _write_rows(x, *overwrite[i], sequence, rows_dtype)
             x = block(x, attn_mask=mask)
         return x if batch_first else x.transpose(0, 1)
 
 
-def _write_rows(x: torch.Tensor, start: int, rows: torch.Tensor,
-                sequence: int) -> torch.Tensor:
+def _write_rows(x: torch.Tensor,
+                start: int,
+                rows: torch.Tensor,
+                sequence: int,
+                rows_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """``x`` with positions ``start ..`` along dim ``sequence`` replaced by
     ``rows`` (``(n, W)`` or ``(N, n, W)``, batch first), as a new tensor:
     the gradient reaches ``rows`` and nothing flows to the replaced rows.
-    Rows past the end of ``x`` (cut after the last EOT) are dropped."""
+    Rows past the end of ``x`` (cut after the last EOT) are dropped. With
+    ``rows_dtype`` each sequence's copy passes through it after the
+    expansion (value and per-sequence gradient rounded)."""
     n = max(0, min(rows.shape[-2], x.shape[sequence] - start))
     if n == 0:
         return x
-    rows = rows[..., :n, :].to(x.dtype)
+    rows = rows[..., :n, :]
     batch = x.shape[1 - sequence]
     if rows.dim() == 2:
         rows = rows.expand(batch, -1, -1)
+    if rows_dtype is not None:
+        rows = rows.to(rows_dtype)
+    rows = rows.to(x.dtype)
     if sequence == 0:
         rows = rows.transpose(0, 1)
     before, _, after = x.split([start, n, x.shape[sequence] - start - n],

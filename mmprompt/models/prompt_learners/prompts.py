@@ -88,6 +88,13 @@ class Prompts:
             Defaults to None.
         vision_rows (dict[int, Tensor]): Deep vision tokens.
             Defaults to {}.
+        rows_dtype (torch.dtype, optional): Every injected copy of the deep
+            text rows, the vision tokens and the vision rows passes through
+            this dtype after being expanded to the prompts or images (the
+            deep-prompt originals' ``p.expand(...).half()``, which rounds
+            the value and each copy's gradient even in their fp32 path);
+            the context (layer 0 of the text tower) is not rounded. None
+            injects them as they are. Defaults to None.
     """
 
     context: torch.Tensor
@@ -96,6 +103,7 @@ class Prompts:
     text_rows: Dict[int, torch.Tensor] = field(default_factory=dict)
     vision_tokens: Optional[torch.Tensor] = None
     vision_rows: Dict[int, torch.Tensor] = field(default_factory=dict)
+    rows_dtype: Optional[torch.dtype] = None
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:

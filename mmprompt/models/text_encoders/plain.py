@@ -92,7 +92,8 @@ class PlainTextEncoder(BaseModule):
                 embeddings.flatten(0, 1),
                 tokens.eot[classes].repeat(groups),
                 self._text_overwrite(prompts, hi - lo),
-                truncate=cut)
+                truncate=cut,
+                rows_dtype=prompts.rows_dtype)
             return features.view(groups, hi - lo, -1)
 
         chunks = self._chunks(groups, prompts.num_classes)

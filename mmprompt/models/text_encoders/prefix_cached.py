@@ -116,7 +116,8 @@ class PrefixCachedTextEncoder(PlainTextEncoder):
         sot = tokens.sot.expand(groups, -1, -1)  # (G, 1, W)
         context = prompts.context[:, 0].to(sot.dtype)  # (G, M, W)
         cache = self.encode_prefix(
-            torch.cat([sot, context], dim=1), prompts.text_rows)
+            torch.cat([sot, context], dim=1), prompts.text_rows,
+            prompts.rows_dtype)
         chunks, inverse = self._suffix_plan(tokens, groups, start)
 
         def encode(class_index, position, lengths):
@@ -183,8 +184,8 @@ class PrefixCachedTextEncoder(PlainTextEncoder):
     # ------------------------------------------------------------------
     def encode_prefix(self,
                       prefix: torch.Tensor,
-                      text_rows: Optional[Dict[int, torch.Tensor]] = None
-                      ) -> KVCache:
+                      text_rows: Optional[Dict[int, torch.Tensor]] = None,
+                      rows_dtype: Optional[torch.dtype] = None) -> KVCache:
         """Run prompt prefixes through the text tower, keeping keys/values.
 
         Args:
@@ -192,6 +193,12 @@ class PrefixCachedTextEncoder(PlainTextEncoder):
                 ``0..P-1``, one prefix per group of prompts.
             text_rows (dict[int, Tensor], optional): Rows ``1..n`` of the
                 hidden state before block ``i``, ``(n, W)`` or ``(G, n, W)``.
+                Defaults to None.
+            rows_dtype (torch.dtype, optional): Each group's copy of the
+                rows passes through it (:attr:`Prompts.rows_dtype`): the
+                value is rounded as by the plain encoder; the gradient is
+                rounded once per group, where the plain encoder rounds it
+                per prompt (the prefix is not copied per class here).
                 Defaults to None.
 
         Returns:
@@ -212,7 +219,7 @@ class PrefixCachedTextEncoder(PlainTextEncoder):
         cache = []
         for i, block in enumerate(blocks):
             if text_rows and i in text_rows:
-                x = _write_rows(x, text_rows[i])
+                x = _write_rows(x, text_rows[i], rows_dtype)
             q, k, v = _qkv(block, x)
             cache.append((k, v))
             if i + 1 < len(blocks):  # the last layer's outputs are unused
@@ -315,11 +322,16 @@ class PrefixCachedTextEncoder(PlainTextEncoder):
         return clip.text_head(x)
 
 
-def _write_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def _write_rows(x: torch.Tensor,
+                rows: torch.Tensor,
+                rows_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """``x`` ``(G, P, W)`` with positions ``1..n`` replaced by ``rows``
     (``(n, W)`` or ``(G, n, W)``)."""
     n = rows.shape[-2]
-    rows = rows.to(x.dtype).expand(x.shape[0], -1, -1)
+    rows = rows.expand(x.shape[0], -1, -1)
+    if rows_dtype is not None:
+        rows = rows.to(rows_dtype)
+    rows = rows.to(x.dtype)
     return torch.cat([x[:, :1], rows, x[:, 1 + n:]], dim=1)
 
 

@@ -165,3 +165,64 @@ def test_towers_pooled_elsewhere_than_the_eot(pool):
     assert clip.eot_positions(tokens).tolist() == [expected] * 2
     torch.testing.assert_close(
         clip.encode_text_tokens(tokens), clip.model.encode_text(tokens))
+
+
+def _fp16_copies(rows, batch):
+    """The deep-prompt originals' injection: ``rows.expand(B, ...).half()``
+    concatenated with fp32 activations."""
+    return rows.expand(batch, -1, -1).half().float()
+
+
+def fp16_rounded_close(got, expected, fraction=0.9):
+    """Gradients summed over fp16-rounded copies agree up to one-ulp
+    flips of single copies (where fp32 sums of another order differ in
+    the last bit): most elements to 1e-5 of the largest, none beyond an
+    fp16 ulp of it."""
+    scale = expected.abs().max()
+    error = (got - expected).abs()
+    return bool((error <= 1e-5 * scale).float().mean() >= fraction
+                and error.max() <= 2**-9 * scale)
+
+
+def test_rows_dtype_rounds_each_copy(clip):
+    """``rows_dtype`` rounds the injected value and each sequence's (each
+    image's) own gradient before the sum over copies, as the originals'
+    ``p.expand(B, -1, -1).half()`` in their fp32 path; rounding before the
+    expansion gives other gradients."""
+    generator = torch.Generator().manual_seed(3)
+    embeddings, eot = prompts_of(
+        clip, ['X X a dog.', 'X X sea lion.', 'X X a tench, a fish.'])
+    rows = torch.randn(2, clip.width, generator=generator).requires_grad_()
+    ours = clip.encode_text(
+        embeddings, eot, {1: (1, rows)}, rows_dtype=torch.float16)
+    theirs = text_tower(clip.model, embeddings, eot,
+                        {1: (1, _fp16_copies(rows, 3))})
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    weights = torch.randn(ours.shape, generator=generator)
+    grad, = torch.autograd.grad((ours * weights).sum(), rows)
+    expected, = torch.autograd.grad((theirs * weights).sum(), rows)
+    assert fp16_rounded_close(grad, expected)
+    once = text_tower(clip.model, embeddings, eot,
+                      {1: (1, rows.half().float())})
+    once_grad, = torch.autograd.grad((once * weights).sum(), rows)
+    assert not fp16_rounded_close(once_grad, expected)
+
+    images = torch.randn(3, 3, 32, 32, generator=generator)
+    width = clip.vision_width
+    append = torch.randn(2, width, generator=generator).requires_grad_()
+    deep = torch.randn(2, width, generator=generator).requires_grad_()
+    ours = clip.encode_image(
+        images, append, {1: deep}, rows_dtype=torch.float16)
+    theirs = reference_image(clip.model.visual, images,
+                             _fp16_copies(append,
+                                          3), {1: _fp16_copies(deep, 3)})
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    weights = torch.randn(ours.shape, generator=generator)
+    grads = torch.autograd.grad((ours * weights).sum(), [append, deep])
+    expected = torch.autograd.grad((theirs * weights).sum(), [append, deep])
+    plain = torch.autograd.grad(
+        (clip.encode_image(images, append, {1: deep}) * weights).sum(),
+        [append, deep])
+    for mine, ref, unrounded in zip(grads, expected, plain):
+        assert fp16_rounded_close(mine, ref)
+        assert not fp16_rounded_close(unrounded, ref)

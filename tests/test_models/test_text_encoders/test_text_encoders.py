@@ -169,7 +169,7 @@ def test_prefix_cache_is_used_where_it_applies(clip):
     encoder = PrefixCachedTextEncoder(clip)
     calls = []
     original = encoder.encode_prefix
-    encoder.encode_prefix = lambda prefix, rows: calls.append(
+    encoder.encode_prefix = lambda prefix, rows, *rounding: calls.append(
         prefix.shape) or original(prefix, rows)
     learner = MODELS.build(
         dict(type='CoCoOpPromptLearner', n_ctx=4),
