@@ -354,6 +354,21 @@ _KGCOOP_REBUILT = _COOP_REBUILT + ('token_midfix', )
 # saves the optimizer and scheduler but no 'val_result', which upstream
 # Dassl, CoOp's, adds). Converted as CoOp's.
 _PROGRAD_FILE = ('optimizer', 'scheduler')
+# MaPLe, IVLP, deep language prompting and VPT-deep
+# (muzairkhattak/multimodal-prompt-learning; PromptSRC's repository saves
+# IVLP's keys): the trainers save the whole CustomCLIP, the frozen CLIP
+# included (image_encoder.*, text_encoder.*, logit_scale; fp16 and fp32
+# mixed in the authors' fp16 runs). MaPLe's prompts are all under
+# prompt_learner.; IVLP's and VPT's deep prompts live inside the CLIP
+# modules, as VPT (appended) and resblocks.{i}.VPT_shallow (before block i).
+_DEEP_FORMATS = ('MaPLe', 'IVLP', 'deep language prompting', 'VPT-deep')
+_DEEP_IN_CLIP = re.compile(
+    r'(image|text)_encoder\.transformer\.resblocks\.(\d+)\.VPT_shallow')
+_DEEP_CLIP_BLOCK = re.compile(
+    r'(image|text)_encoder\.transformer\.resblocks\.(\d+)\.')
+_MAPLE_LEARNED = re.compile(r'ctx|proj\.(weight|bias)|compound_prompts_text'
+                            r'\.\d+|compound_prompt_projections\.\d+\.'
+                            r'(weight|bias)')
 
 
 def strip_prefix(state_dict: Dict[str, Any],
@@ -397,8 +412,15 @@ def original_format(checkpoint: Any) -> Optional[str]:
         file of BeierZhu/Prompt-align (CoOp's state dict, saved by its
         forked Dassl with the optimizer and scheduler but no
         ``val_result``; its state dict alone reads as CoOp's, and converts
-        alike); None for mmprompt's checkpoints (the whole model's state
-        dict, ``head.prompt_learner.ctx``) and anything else.
+        alike); ``'MaPLe'``, ``'IVLP'``, ``'deep language prompting'`` or
+        ``'VPT-deep'`` for the whole ``CustomCLIP`` that the trainers of
+        muzairkhattak/multimodal-prompt-learning save (MaPLe's
+        ``prompt_learner.proj`` and compound prompts; IVLP's
+        ``image_encoder.VPT`` beside ``prompt_learner.ctx``; VPT's without
+        it; deep language prompting's ``prompt_learner.ctx`` in a whole
+        model without ``image_encoder.VPT``); None for mmprompt's
+        checkpoints (the whole model's state dict,
+        ``head.prompt_learner.ctx``) and anything else.
 
     Examples:
         >>> original_format({'state_dict': {'ctx': 0, 'token_prefix': 0}})
@@ -408,6 +430,9 @@ def original_format(checkpoint: Any) -> Optional[str]:
         >>> original_format({'state_dict': {'ctx': 0}, 'epoch': 100,
         ...                  'optimizer': {}, 'scheduler': {}})
         'ProGrad'
+        >>> original_format({'state_dict': {'prompt_learner.ctx': 0,
+        ...     'image_encoder.VPT': 0, 'logit_scale': 0}})
+        'IVLP'
         >>> original_format({'head.prompt_learner.ctx': 0}) is None
         True
     """
@@ -415,6 +440,15 @@ def original_format(checkpoint: Any) -> Optional[str]:
     if not isinstance(state_dict, dict):
         return None
     keys = strip_prefix(state_dict)
+    if 'prompt_learner.proj.weight' in keys or any(
+            k.startswith('prompt_learner.compound_prompts_text.')
+            for k in keys):
+        return 'MaPLe'
+    if 'image_encoder.VPT' in keys:
+        return 'IVLP' if 'prompt_learner.ctx' in keys else 'VPT-deep'
+    if 'prompt_learner.ctx' in keys and any(
+            k.startswith('text_encoder.') for k in keys):
+        return 'deep language prompting'
     if 'ctx' in keys and 'bias_vectors' in keys:
         return 'KgCoOp'
     if 'ctx' in keys and state_dict is not checkpoint and all(
@@ -442,8 +476,77 @@ def _learner_prefix(model: Optional[nn.Module]) -> str:
     return LEARNER_PREFIX
 
 
+def _deep_blocks(state_dict: Dict[str, Any], tower: str) -> int:
+    """The number of blocks of a tower of the CLIP saved in a whole
+    ``CustomCLIP`` state dict (0 where it holds none)."""
+    blocks = [
+        int(m.group(2)) for m in map(_DEEP_CLIP_BLOCK.match, state_dict)
+        if m and m.group(1) == tower
+    ]
+    return max(blocks) + 1 if blocks else 0
+
+
+def _convert_deep(state_dict: Dict[str, Any], source: str,
+                  prefix: str) -> 'OrderedDict[str, Any]':
+    """One case for the four trainers of multimodal-prompt-learning: the
+    learned prompts of the whole saved model, under mmprompt's learner
+    names; the frozen CLIP and the token buffers dropped."""
+    converted = OrderedDict()
+    if source == 'MaPLe':
+        # Compound prompts past the towers' last block are created, saved
+        # and never used by the original (their .grad stays None).
+        used = min(
+            _deep_blocks(state_dict, 'text') or 10**9,
+            _deep_blocks(state_dict, 'image') or 10**9) - 1
+        for key, value in state_dict.items():
+            if not key.startswith('prompt_learner.'):
+                continue
+            name = key[len('prompt_learner.'):]
+            if name in _COOP_REBUILT:
+                continue
+            if not _MAPLE_LEARNED.fullmatch(name):
+                raise ValueError(
+                    f'unexpected key {key!r} in a checkpoint of the original '
+                    'MaPLe code; its prompt learner holds ctx, proj.*, '
+                    'compound_prompts_text.<j> and '
+                    'compound_prompt_projections.<j>.*')
+            if name.startswith('compound') and int(name.split('.')[1]) >= used:
+                continue
+            converted[prefix + name] = value
+        return converted
+    for key, value in state_dict.items():
+        deep = _DEEP_IN_CLIP.fullmatch(key)
+        if key == 'prompt_learner.ctx':
+            name = 'ctx'
+        elif key == 'image_encoder.VPT':
+            name = 'vision_ctx'
+        elif deep:
+            tower = 'text' if deep.group(1) == 'text' else 'vision'
+            name = f'{tower}_deep.{int(deep.group(2)) - 1}'
+        elif key.startswith('prompt_learner.'):
+            if key[len('prompt_learner.'):] in _COOP_REBUILT:
+                continue
+            raise ValueError(
+                f'unexpected key {key!r} in a checkpoint of the original '
+                f'{source} code; its prompt learner holds ctx and the token '
+                'buffers only')
+        else:
+            continue  # the frozen CLIP
+        if source == 'deep language prompting' and name.startswith('vision'):
+            raise ValueError(
+                f'{key!r} is a vision prompt, which deep language prompting '
+                'has not: the checkpoint is an IVLP one')
+        if source == 'VPT-deep' and not name.startswith('vision'):
+            raise ValueError(
+                f'{key!r} is a text prompt, which VPT-deep has not: the '
+                'checkpoint is an IVLP or deep language prompting one')
+        converted[prefix + name] = value
+    return converted
+
+
 def checkpoint_filter_fn(state_dict: Dict[str, Any],
-                         model: Optional[nn.Module] = None
+                         model: Optional[nn.Module] = None,
+                         source: Optional[str] = None
                          ) -> 'OrderedDict[str, Any]':
     """A checkpoint's state dict in the keys of an mmprompt model.
 
@@ -466,6 +569,18 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
       buffers and modules its forward never uses: ``bias_vectors`` and an
       fp16 ``meta_net.linear1``. ``ctx`` goes under the prompt learner
       (a ``CoOpPromptLearner``); the rest is dropped.
+    * MaPLe, IVLP, deep language prompting and VPT-deep
+      (muzairkhattak/multimodal-prompt-learning) save the whole model
+      (``{'state_dict': CustomCLIP.state_dict(), 'epoch': N, ...}``, fp16
+      and fp32 mixed): the frozen CLIP (``image_encoder.*``,
+      ``text_encoder.*``, ``logit_scale``) and the token buffers are
+      dropped. MaPLe's ``prompt_learner.{ctx, proj.*,
+      compound_prompts_text.j, compound_prompt_projections.j.*}`` keep their
+      names under the prompt learner (compound prompts past the towers'
+      blocks, which the original never uses, are dropped);
+      IVLP's ``prompt_learner.ctx``, ``image_encoder.VPT`` and
+      ``{image,text}_encoder.transformer.resblocks.i.VPT_shallow`` become
+      ``ctx``, ``vision_ctx`` and ``{vision,text}_deep.(i-1)``.
 
     Args:
         state_dict (dict): A checkpoint's ``state_dict``, or the whole
@@ -473,6 +588,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
         model (nn.Module, optional): The model the state dict is for (or
             its DDP wrapper), to place the original's tensors under its
             prompt learner. Defaults to None: ``head.prompt_learner.``.
+        source (str, optional): The original that wrote the checkpoint, as
+            :func:`original_format` names them, in place of the one it
+            detects (e.g. ``'IVLP'`` for PromptSRC's files, whose keys are
+            IVLP's). Defaults to None.
 
     Returns:
         OrderedDict: The state dict in the model's keys.
@@ -498,11 +617,24 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
     if not isinstance(state_dict, dict):
         raise TypeError('a state dict must be a dict of tensors, got '
                         f'{type(state_dict).__name__}')
-    source = original_format(checkpoint)
+    detected = original_format(checkpoint)
+    if source is not None and source != detected:
+        known = ('CoOp/CoCoOp', 'KgCoOp', 'ProGrad') + _DEEP_FORMATS
+        if source not in known:
+            raise ValueError(f'source must be one of {list(known)}, got '
+                             f'{source!r}')
+        if detected is None or (source in _DEEP_FORMATS) != (detected
+                                                             in _DEEP_FORMATS):
+            raise ValueError(
+                f'the checkpoint is not one of the original {source} code: '
+                f'its keys read as {detected or "no original"}')
+    source = source or detected
     state_dict = strip_prefix(state_dict)
     if source is None:
         return state_dict
     prefix = _learner_prefix(model)
+    if source in _DEEP_FORMATS:
+        return _convert_deep(state_dict, source, prefix)
     converted = OrderedDict()
     if source in ('CoOp/CoCoOp', 'ProGrad'):
         for key, value in state_dict.items():

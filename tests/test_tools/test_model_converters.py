@@ -175,7 +175,8 @@ def test_refuses_what_no_original_wrote(converter, tmp_path):
     with pytest.raises(
             SystemExit,
             match=r"not a checkpoint of an original prompt learner "
-            r"\(CoOp/CoCoOp, KgCoOp, ProGrad\).*found \['weight'\]"):
+            r"\(CoOp/CoCoOp, KgCoOp, ProGrad, MaPLe, IVLP, deep language "
+            r"prompting, VPT-deep\).*found \[.weight.\]"):
         converter.main([str(src), str(tmp_path / 'x.pth')])
 
 

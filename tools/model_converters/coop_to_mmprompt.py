@@ -1,7 +1,12 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Convert a prompt learner checkpoint of the original code: CoOp / CoCoOp
-(KaiyangZhou/CoOp), KgCoOp (htyao89/KgCoOp) or ProGrad
-(BeierZhu/Prompt-align, CoOp's prompt learner).
+(KaiyangZhou/CoOp), KgCoOp (htyao89/KgCoOp), ProGrad
+(BeierZhu/Prompt-align, CoOp's prompt learner), or MaPLe, IVLP, deep
+language prompting and VPT-deep (muzairkhattak/multimodal-prompt-learning,
+whose trainers save the whole model: ``MultiModalPromptLearner/``,
+``VLPromptLearner/`` or ``prompt_learner/model.pth.tar-N``; only the
+learned prompts are kept, the method is read from the keys and
+``--method`` forces it).
 
 The original writes ``<output>/prompt_learner/model.pth.tar-<epoch>`` as
 ``{'state_dict': {'ctx', ['meta_net.*',] 'token_prefix', 'token_suffix'},
@@ -18,6 +23,8 @@ original).
 Examples:
     python tools/model_converters/coop_to_mmprompt.py \\
         output/.../prompt_learner/model.pth.tar-10 coop_oxford_pets.pth
+    python tools/model_converters/coop_to_mmprompt.py \\
+        output/.../MultiModalPromptLearner/model.pth.tar-5 maple.pth
 """
 import argparse
 import io
@@ -41,6 +48,21 @@ SOURCES = {
     'CoOp/CoCoOp': 'KaiyangZhou/CoOp',
     'KgCoOp': 'htyao89/KgCoOp',
     'ProGrad': 'BeierZhu/Prompt-align',
+    'MaPLe': 'muzairkhattak/multimodal-prompt-learning',
+    'IVLP': 'muzairkhattak/multimodal-prompt-learning',
+    'deep language prompting': 'muzairkhattak/multimodal-prompt-learning',
+    'VPT-deep': 'muzairkhattak/multimodal-prompt-learning',
+}
+#: --method's choices: the original's name in SOURCES.
+METHODS = {
+    'coop': 'CoOp/CoCoOp',
+    'cocoop': 'CoOp/CoCoOp',
+    'kgcoop': 'KgCoOp',
+    'prograd': 'ProGrad',
+    'maple': 'MaPLe',
+    'ivlp': 'IVLP',
+    'deep_language': 'deep language prompting',
+    'vpt_deep': 'VPT-deep',
 }
 
 
@@ -49,8 +71,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description='Convert a prompt learner checkpoint of the original '
-        'CoOp/CoCoOp, KgCoOp or ProGrad code (prompt_learner/model.pth.tar-N) '
-        'to mmprompt.')
+        'CoOp/CoCoOp, KgCoOp, ProGrad, MaPLe, IVLP, deep language prompting '
+        'or VPT-deep code (prompt_learner/model.pth.tar-N, '
+        'MultiModalPromptLearner/..., VLPromptLearner/...) to mmprompt.')
     parser.add_argument(
         'src',
         help='the original checkpoint, e.g. '
@@ -58,16 +81,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('dst', help='the mmprompt checkpoint to write')
     parser.add_argument(
         '--force', action='store_true', help='overwrite DST if it exists')
+    parser.add_argument(
+        '--method',
+        choices=sorted(METHODS),
+        help='the method that wrote SRC, in place of the one its keys show '
+        '(e.g. ivlp for an IVLP checkpoint of the PromptSRC repository)')
     return parser.parse_args(argv)
 
 
-def convert(src: str, dst: str, force: bool = False) -> dict:
+def convert(src: str,
+            dst: str,
+            force: bool = False,
+            method: Optional[str] = None) -> dict:
     """Convert ``src`` and write it atomically to ``dst``.
 
     Args:
         src (str): The original checkpoint.
         dst (str): Where the mmprompt checkpoint goes.
         force (bool): Overwrite an existing ``dst``. Defaults to False.
+        method (str, optional): One of :data:`METHODS`: the original that
+            wrote ``src``, in place of the one its keys show.
+            Defaults to None.
 
     Returns:
         dict: The written checkpoint.
@@ -100,7 +134,12 @@ def convert(src: str, dst: str, force: bool = False) -> dict:
         raise ValueError(
             f'{src!r} is already an mmprompt checkpoint (it holds '
             f'{LEARNER_PREFIX}* keys); tools/test.py reads it as it is')
+    if method is not None and method not in METHODS:
+        raise ValueError(f'method must be one of {sorted(METHODS)}, got '
+                         f'{method!r}')
     source = original_format(original)
+    if method is not None and source is not None:
+        source = METHODS[method]
     if source is None:
         shown = list(found)[:8] if isinstance(found, dict) else \
             type(original).__name__
@@ -108,8 +147,11 @@ def convert(src: str, dst: str, force: bool = False) -> dict:
             f'{src!r} is not a checkpoint of an original prompt learner '
             f"({', '.join(SOURCES)}): expected a 'state_dict' with 'ctx', "
             f'found {shown}')
-    state_dict = checkpoint_filter_fn(original)
-    kept = {k[len(LEARNER_PREFIX):] for k in state_dict}
+    state_dict = checkpoint_filter_fn(original, source=source)
+    # The conversion passes values through: converting the keys themselves
+    # tells which original key each kept tensor comes from.
+    keys = dict(original, state_dict={k: k for k in strip_prefix(found)})
+    kept = set(checkpoint_filter_fn(keys, source=source).values())
     dropped = sorted(k for k in strip_prefix(found) if k not in kept)
     meta = dict(
         converted_from=osp.abspath(src),
@@ -141,7 +183,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Entry point of the script."""
     args = parse_args(argv)
     try:
-        convert(args.src, args.dst, force=args.force)
+        convert(args.src, args.dst, force=args.force, method=args.method)
     except (OSError, UnsafeCheckpointError, ValueError) as err:
         message = err.strerror if isinstance(err, OSError) and \
             err.strerror and not err.filename else err

@@ -2,6 +2,8 @@
 from .base import BasePromptHead, CLIPHead
 from .cocoop_head import CoCoOpHead
 from .coop_head import CoOpHead
+from .deep_prompt_head import (DeepPromptHead, VPTDeepHead,
+                               encode_prompted_images)
 from .kgcoop_head import KgCoOpHead
 from .prograd_head import LossTerms, ProGradHead
 from .templates import (DATASET_TEMPLATES, KGCOOP_TEMPLATES, PROGRAD_TEMPLATES,
@@ -11,7 +13,8 @@ from .zero_shot_head import ZeroShotHead
 
 __all__ = [
     'AGGREGATIONS', 'TextFeatureBank', 'BasePromptHead', 'CLIPHead',
-    'CoCoOpHead', 'CoOpHead', 'DATASET_TEMPLATES', 'KGCOOP_TEMPLATES',
-    'KgCoOpHead', 'LossTerms', 'PROGRAD_TEMPLATES', 'ProGradHead',
-    'TEMPLATE_SETS', 'TEMPLATE_TABLES', 'ZeroShotHead', 'resolve_templates'
+    'CoCoOpHead', 'CoOpHead', 'DATASET_TEMPLATES', 'DeepPromptHead',
+    'KGCOOP_TEMPLATES', 'KgCoOpHead', 'LossTerms', 'PROGRAD_TEMPLATES',
+    'ProGradHead', 'TEMPLATE_SETS', 'TEMPLATE_TABLES', 'VPTDeepHead',
+    'ZeroShotHead', 'encode_prompted_images', 'resolve_templates'
 ]

@@ -2,10 +2,14 @@
 from .base import BasePromptLearner
 from .cocoop import CoCoOpPromptLearner
 from .coop import CoOpPromptLearner
+from .deep import (DeepLanguagePromptLearner, DeepPromptLearner,
+                   IVLPPromptLearner, MaPLePromptLearner, VPTDeepPromptLearner)
 from .prograd import ProGradPromptLearner
 from .prompts import LAYOUTS, ClassTokens, Prompts
 
 __all__ = [
     'BasePromptLearner', 'CoCoOpPromptLearner', 'CoOpPromptLearner',
-    'ClassTokens', 'LAYOUTS', 'ProGradPromptLearner', 'Prompts'
+    'ClassTokens', 'DeepLanguagePromptLearner', 'DeepPromptLearner',
+    'IVLPPromptLearner', 'LAYOUTS', 'MaPLePromptLearner',
+    'ProGradPromptLearner', 'Prompts', 'VPTDeepPromptLearner'
 ]
