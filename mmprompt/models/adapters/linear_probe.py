@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from mmprompt.registry import MODELS
 from .base import BaseAdapter, FeatureSet, check_search_split
@@ -88,10 +89,10 @@ class LogisticRegressionProbe(BaseAdapter):
        result may leave the coarse range.
 
     The last step's classifier is kept: ``weight`` ``(K, D)`` and ``bias``
-    ``(K,)`` (sklearn's ``coef_`` and ``intercept_``, float64 buffers,
-    empty until :meth:`fit`, then in the checkpoint) and ``C``; the logits
-    are ``f Wᵀ + b`` (sklearn's ``decision_function``; their softmax is
-    ``predict_proba``). The text features are not used.
+    ``(K,)`` (sklearn's ``coef_`` and ``intercept_``, float64, without
+    gradient, empty until :meth:`fit`, then in the checkpoint) and ``C``;
+    the logits are ``f Wᵀ + b`` (sklearn's ``decision_function``; their
+    softmax is ``predict_proba``). The text features are not used.
 
     C is chosen on the validation features only (the loop's val split;
     ``'test'`` is refused by :func:`check_search_split`), and what chose
@@ -152,9 +153,13 @@ class LogisticRegressionProbe(BaseAdapter):
         self.search_steps = search_steps
         self.max_iter = max_iter
         self.coarse_c = coarse_c
-        # Empty until fit(): (K, D), (K,).
-        self.register_buffer('weight', torch.empty(0, 0, dtype=torch.float64))
-        self.register_buffer('bias', torch.empty(0, dtype=torch.float64))
+        # Empty until fit(): (K, D), (K,). Fitted, never trained by the
+        # runner: parameters without gradient (the optimizer mmengine
+        # builds for every config needs some).
+        self.weight = nn.Parameter(
+            torch.empty(0, 0, dtype=torch.float64), requires_grad=False)
+        self.bias = nn.Parameter(
+            torch.empty(0, dtype=torch.float64), requires_grad=False)
         self.register_buffer('C',
                              torch.tensor(float('nan'), dtype=torch.float64))
         self.search_record: Optional[dict] = None
@@ -325,7 +330,8 @@ class LogisticRegressionProbe(BaseAdapter):
         weight[classes] = coef
         bias[classes] = intercept
         device = self.weight.device
-        self.weight, self.bias = weight.to(device), bias.to(device)
+        self.weight.data = weight.to(device)
+        self.bias.data = bias.to(device)
         self.C.fill_(c)
 
     @staticmethod

@@ -50,8 +50,8 @@ class LPPlusPlus(BaseAdapter):
       validation features, the last epoch).
 
     Everything is fitted in :meth:`fit` (the runner trains nothing more):
-    ``weight``, ``bias`` and ``alpha`` are buffers, empty until then, and
-    make the checkpoint.
+    ``weight``, ``bias`` and ``alpha`` are parameters without gradient,
+    empty until then, and make the checkpoint.
 
     Args:
         epochs (int): Full-batch epochs. Defaults to 300 (the original's
@@ -99,10 +99,12 @@ class LPPlusPlus(BaseAdapter):
         self.alpha_scale = float(alpha_scale)
         self.momentum = float(momentum)
         self.alpha_grad = alpha_grad
-        # Empty until fit(): (K, D), (K,), (1, K).
-        self.register_buffer('weight', torch.empty(0, 0))
-        self.register_buffer('bias', torch.empty(0))
-        self.register_buffer('alpha', torch.empty(0, 0))
+        # Empty until fit(): (K, D), (K,), (1, K). Fitted, never trained by
+        # the runner: parameters without gradient (the optimizer mmengine
+        # builds for every config needs some).
+        self.weight = nn.Parameter(torch.empty(0, 0), requires_grad=False)
+        self.bias = nn.Parameter(torch.empty(0), requires_grad=False)
+        self.alpha = nn.Parameter(torch.empty(0, 0), requires_grad=False)
 
     @property
     def fitted(self) -> bool:
@@ -262,7 +264,8 @@ class LPPlusPlus(BaseAdapter):
                     state = [t.detach().clone() for t in (weight, bias, alpha)]
         if state is None:
             state = [t.detach().clone() for t in (weight, bias, alpha)]
-        self.weight, self.bias, self.alpha = state
+        for param, value in zip((self.weight, self.bias, self.alpha), state):
+            param.data = value
         return dict(
             lr_w=sizes['lr_w'],
             lr_alpha=sizes['lr_alpha'],
