@@ -486,6 +486,35 @@ def _deep_blocks(state_dict: Dict[str, Any], tower: str) -> int:
     return max(blocks) + 1 if blocks else 0
 
 
+#: The prompt learner (or a subclass) each deep original's prompts load
+#: into.
+_DEEP_LEARNERS = {
+    'MaPLe': 'MaPLePromptLearner',
+    'IVLP': 'IVLPPromptLearner',
+    'deep language prompting': 'DeepLanguagePromptLearner',
+    'VPT-deep': 'VPTDeepPromptLearner',
+}
+
+
+def _check_deep_learner(model: Optional[nn.Module], source: str) -> None:
+    """Refuse to load a deep original's prompts into another method."""
+    if model is None:
+        return
+    if is_model_wrapper(model):
+        model = model.module
+    learner = dict(model.named_modules()).get(_learner_prefix(model)[:-1])
+    if learner is None:
+        return
+    expected = _DEEP_LEARNERS[source]
+    if not any(cls.__name__ == expected for cls in type(learner).__mro__):
+        raise ValueError(
+            f'the checkpoint is one of the original {source} code, whose '
+            f'prompts load into a {expected}; the model has a '
+            f'{type(learner).__name__}. Use a config of {source} (e.g. '
+            'configs/_base_/models/ of that method), or give --method if '
+            'the keys were read as the wrong method.')
+
+
 def _convert_deep(state_dict: Dict[str, Any], source: str,
                   prefix: str) -> 'OrderedDict[str, Any]':
     """One case for the four trainers of multimodal-prompt-learning: the
@@ -634,6 +663,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
         return state_dict
     prefix = _learner_prefix(model)
     if source in _DEEP_FORMATS:
+        _check_deep_learner(model, source)
         return _convert_deep(state_dict, source, prefix)
     converted = OrderedDict()
     if source in ('CoOp/CoCoOp', 'ProGrad'):
