@@ -55,7 +55,8 @@ NUM_CLASSES = {
     'ImageNetR': 200
 }
 NAME_RE = re.compile(
-    r'^(?P<alg>(coop|cocoop|zeroshot|linear-probe|kgcoop|prograd)[a-z0-9-]*)_'
+    r'^(?P<alg>(coop|cocoop|zeroshot|linear-probe|kgcoop|prograd|lpp'
+    r'|clip-adapter|tip-adapter)[a-z0-9-]*)_'
     r'(?P<backbone>resnet50|resnet101|vit-base-p32|vit-base-p16)_'
     r'clip-openai_'
     r'((?P<schedule>1xb(?P<batch>\d+)-ep(?P<epochs>\d+))_)?'
@@ -66,6 +67,19 @@ ARCHS = {
     'vit-base-p32': 'ViT-B-32',
     'vit-base-p16': 'ViT-B-16'
 }
+
+
+def _images(dataset: dict) -> dict:
+    """The image dataset of a loader's dataset: itself, or the one a
+    ``CachedFeatureDataset`` (methods on cached features) wraps."""
+    if dataset.get('type') == 'CachedFeatureDataset':
+        return dataset['dataset']
+    return dataset
+
+
+def _on_features(cfg) -> bool:
+    """A method on cached CLIP features (linear probe, adapters)."""
+    return cfg.get('model', {}).get('type') == 'AdapterClassifier'
 
 
 @pytest.fixture(scope='module')
@@ -114,24 +128,25 @@ def test_config_names(configs):
         folder, _, fname = rel.rpartition('/')
         if not folder:
             assert fname in ('coop_vit-b16.py', 'cocoop_vit-b16.py',
-                             'kgcoop_vit-b16.py', 'prograd_vit-b16.py'), rel
+                             'kgcoop_vit-b16.py', 'prograd_vit-b16.py',
+                             'linear-probe_vit-b16.py'), rel
             continue
         match = NAME_RE.match(fname[:-3])
         assert match, f'{rel} does not follow the naming scheme'
         alg = match['alg']
         assert alg.replace('-', '_').startswith(folder), rel
         cfg = configs[rel]
-        arch = (cfg.model.backbone
-                if alg == 'linear-probe' else cfg.model.clip).arch
-        assert arch == ARCHS[match['backbone']], rel
+        assert cfg.model.clip.arch == ARCHS[match['backbone']], rel
         if match['schedule']:
             assert cfg.train_dataloader.batch_size == int(match['batch'])
             assert cfg.train_cfg.max_epochs == int(match['epochs'])
         shots = re.match(r'(base2new-)?(\d+)shot', match['data'])
         if shots:
-            assert cfg.train_dataloader.dataset.num_shots == int(shots[2])
+            assert _images(cfg.train_dataloader.dataset).num_shots == int(
+                shots[2])
         if match['data'].startswith('base2new-'):
-            assert cfg.test_dataloader.dataset.subsample_classes == 'base'
+            assert _images(
+                cfg.test_dataloader.dataset).subsample_classes == 'base'
 
 
 def _mine(configs):
@@ -144,14 +159,15 @@ def test_common_fields(configs):
         assert cfg.custom_imports == dict(
             imports=['mmprompt'], allow_failed_imports=False), rel
         hooks = [h['type'] for h in cfg.custom_hooks]
-        if rel.startswith('linear_probe/'):
-            assert hooks == [], rel
-            assert cfg.model.type == 'ImageClassifier'
+        assert 'ClassNamesHook' in hooks, rel
+        if _on_features(cfg):
+            # features extracted once, into the cache
+            assert 'FeatureCacheHook' in hooks, rel
+            assert cfg.train_cfg.type == 'AdapterTrainLoop', rel
         else:
-            assert 'ClassNamesHook' in hooks, rel
-            assert cfg.model.type == 'PromptClassifier'
-            assert cfg.model.clip.pretrained == 'openai'
-            assert cfg.model.data_preprocessor.to_rgb
+            assert cfg.model.type == 'PromptClassifier', rel
+        assert cfg.model.clip.pretrained == 'openai'
+        assert cfg.model.data_preprocessor.to_rgb
         assert cfg.default_hooks.checkpoint == dict(
             type='SafeCheckpointHook',
             interval=1,
@@ -160,7 +176,7 @@ def test_common_fields(configs):
         assert cfg.default_hooks.finite_loss == dict(
             type='FiniteLossHook'), rel
         assert cfg.test_dataloader.batch_size == 100, rel
-        assert cfg.test_dataloader.dataset.split == 'test', rel
+        assert _images(cfg.test_dataloader.dataset).split == 'test', rel
         assert cfg.test_evaluator.type == 'Accuracy', rel
         assert cfg.test_cfg == dict(), rel
         val = [
@@ -218,10 +234,13 @@ def test_pipelines_are_defined_once_and_verified(configs):
                        'test_dataloader'):
             if cfg.get(loader) is None:
                 continue
-            expected = train if (loader == 'train_dataloader' and
-                                 not rel.startswith('linear_probe/')) \
-                else test
-            pipeline = _plain(cfg[loader].dataset.pipeline)
+            # the linear probe extracts every split's features with the
+            # test transform, as the original's feat_extractor.py
+            probe = _on_features(cfg) and \
+                cfg.model.adapter.type == 'LogisticRegressionProbe'
+            expected = train if (loader == 'train_dataloader'
+                                 and not probe) else test
+            pipeline = _plain(_images(cfg[loader].dataset).pipeline)
             assert pipeline == expected, (rel, loader)
 
 
@@ -232,22 +251,23 @@ def test_training_protocol(configs):
             assert rel.startswith('zeroshot/'), rel
             assert cfg.get('train_cfg') is None
             continue
-        ds = train.dataset
+        ds = _images(train.dataset)
         assert ds.split == 'train'
-        # The original's drop_last = len(dataset) >= batch_size.
-        n_train = _n_classes(ds) * ds.num_shots
-        assert train.drop_last == (n_train >= train.batch_size), rel
         assert train.sampler == dict(type='DefaultSampler', shuffle=True)
         if cfg.get('val_dataloader') is not None:
-            val = cfg.val_dataloader.dataset
+            val = _images(cfg.val_dataloader.dataset)
             assert val.split == 'val' and val.num_shots == ds.num_shots
             assert val.subsample_classes == ds.subsample_classes, rel
         else:
             assert ds.type == 'ImageNet', rel
+        if _on_features(cfg):
+            _check_feature_protocol(rel, cfg, train, ds)
+            continue
+        # The original's drop_last = len(dataset) >= batch_size.
+        n_train = _n_classes(ds) * ds.num_shots
+        assert train.drop_last == (n_train >= train.batch_size), rel
         epochs = cfg.train_cfg.max_epochs
         assert cfg.train_cfg.val_interval == epochs, rel
-        if rel.startswith('linear_probe/'):
-            continue
         head = cfg.model.head
         optim_wrapper = cfg.optim_wrapper.to_dict()
         if head.type == 'ProGradHead':
@@ -312,6 +332,33 @@ def test_training_protocol(configs):
         else:
             want = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}[ds.num_shots]
             assert epochs == want, rel
+
+
+def _check_feature_protocol(rel, cfg, train, ds) -> None:
+    """The methods on cached features: each split's features extracted
+    once (one view of the test transform for the probe), the search never
+    on test data."""
+    adapter = cfg.model.adapter
+    loop = cfg.train_cfg
+    assert loop.search_split in ('train', 'val'), rel
+    # a search on val needs the val loader; ImageNet has none
+    assert (loop.search_split == 'val') == (cfg.get('val_dataloader')
+                                            is not None), rel
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader) is not None:
+            assert cfg[loader].dataset.type == 'CachedFeatureDataset', rel
+            assert cfg[loader].num_workers == 0, rel
+            assert not cfg[loader].persistent_workers, rel
+    if adapter.type == 'LogisticRegressionProbe':
+        # lpclip/linear_probe.py: 8 search steps, max_iter 1000, C on the
+        # val features (ImageNet: the training features, its val split
+        # being the test set)
+        assert adapter.search_steps == 8 and adapter.max_iter == 1000, rel
+        assert adapter.search_split == loop.search_split, rel
+        assert loop.max_epochs == 0 and loop.val_interval == 1, rel
+        assert train.dataset.get('views', 1) == 1, rel
+        assert not train.drop_last, rel
+        assert ds.num_shots == 16, rel
 
 
 def test_representative_protocols(configs):
@@ -488,12 +535,7 @@ def test_readme_overrides(configs):
 # ---------------------------------------------------------------------------
 def _tiny_model_cfg(model: dict) -> dict:
     model = copy.deepcopy(model)
-    if model['type'] == 'PromptClassifier':
-        model['clip'].update(arch='mmprompt-tiny-vit', pretrained=None)
-        return model
-    # Linear probe: CLIP's image tower as an mmpretrain backbone.
-    model['backbone'].update(arch='mmprompt-tiny-vit', pretrained=None)
-    model['head'].update(in_channels=64)
+    model['clip'].update(arch='mmprompt-tiny-vit', pretrained=None)
     return model
 
 
@@ -503,6 +545,15 @@ def test_models_build(configs):
     unique = {}
     for rel, cfg in _mine(configs):
         model = _tiny_model_cfg(cfg.model.to_dict())
+        if _on_features(cfg):
+            # an unfitted adapter scores nothing: built here, fitted and run
+            # in test_runner_fits_feature_configs
+            from mmprompt.models.adapters import BaseAdapter
+            built = MODELS.build(model)
+            assert isinstance(built.adapter, BaseAdapter), rel
+            assert not list(built.state_dict().keys()) or all(
+                k.startswith('adapter.') for k in built.state_dict()), rel
+            continue
         head = model['head']
         if head['type'] == 'ZeroShotHead':
             # Zero-shot heads differ only in their templates: check them
@@ -525,43 +576,13 @@ def test_models_build(configs):
     images = torch.rand(2, 3, 32, 32)
     for rel, model_cfg in unique.values():
         model = MODELS.build(model_cfg)
-        if model_cfg['type'] == 'PromptClassifier':
-            pl = model_cfg['head'].get('prompt_learner', {})
-            n = pl.get('num_classes') or 3
-            model.set_class_names([f'class {i}' for i in range(n)])
-        else:
-            n = model_cfg['head']['num_classes']
+        pl = model_cfg['head'].get('prompt_learner', {})
+        n = pl.get('num_classes') or 3
+        model.set_class_names([f'class {i}' for i in range(n)])
         model.eval()
         with torch.no_grad():
             logits = model(images)
         assert logits.shape == (2, n), rel
-
-
-def test_linear_probe_is_a_linear_head_on_clip_image_features():
-    """The probe's features are CLIP's image features and only the linear
-    head trains."""
-    from mmpretrain.structures import DataSample
-
-    from mmprompt.registry import MODELS
-    cfg = Config.fromfile(
-        str(CONFIG_ROOT / '_base_' / 'models' / 'linear_probe.py'),
-        format_python_code=False)
-    model_cfg = _tiny_model_cfg(cfg.model.to_dict())
-    model_cfg['backbone']['arch'] = 'mmprompt-tiny-rn'
-    model_cfg['head']['num_classes'] = 3
-    model = MODELS.build(model_cfg)
-    images = torch.rand(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(
-            model.extract_feat(images)[0],
-            model.backbone.clip.encode_image(images))
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {'head.fc.weight', 'head.fc.bias'}
-    samples = [DataSample().set_gt_label(i) for i in (0, 2)]
-    model(images, samples, mode='loss')['loss'].backward()
-    assert model.head.fc.weight.grad.abs().sum() > 0
-    # The checkpoint holds the head only, not the frozen tower.
-    assert set(model.state_dict()) == {'head.fc.weight', 'head.fc.bias'}
 
 
 # ---------------------------------------------------------------------------
@@ -659,7 +680,7 @@ def dataset_trees(tmp_path_factory):
 def _dataset_cfgs(cfg):
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(loader) is not None:
-            yield loader, cfg[loader].dataset.to_dict()
+            yield loader, _images(cfg[loader].dataset.to_dict())
 
 
 def test_datasets_build(configs, dataset_trees):
@@ -704,8 +725,9 @@ def _tiny_runner_cfg(cfg, trees, work_dir):
         dict(type='PackInputs')
     ]
     for loader, _ in list(_dataset_cfgs(cfg)):
-        cfg[loader].dataset.data_root = str(trees[cfg[loader].dataset.type])
-        cfg[loader].dataset.pipeline = tiny
+        images = _images(cfg[loader].dataset)
+        images.data_root = str(trees[images.type])
+        images.pipeline = tiny
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
         cfg[loader].batch_size = min(cfg[loader].batch_size, 4)
@@ -713,7 +735,7 @@ def _tiny_runner_cfg(cfg, trees, work_dir):
             cfg[loader].drop_last = False
     cfg.work_dir = str(work_dir)
     cfg.env_cfg.dist_cfg = dict(backend='gloo')
-    if cfg.get('train_cfg') is not None:
+    if cfg.get('train_cfg') is not None and cfg.train_cfg.max_epochs:
         cfg.train_cfg.max_epochs = 2
         cfg.train_cfg.val_interval = 2
         cfg.param_scheduler.T_max = 2
@@ -734,6 +756,34 @@ def test_runner_trains_entry_configs(configs, dataset_trees, tmp_path):
         assert (tmp_path / rel / 'epoch_2.pth').is_file()
         lrs = runner.param_schedulers[0].lr_at(0, 0.002)
         assert lrs == 1e-5
+
+
+def test_runner_fits_feature_configs(configs, dataset_trees, tmp_path):
+    """The linear probe's entry config through the Runner: features
+    extracted once, the probe fitted with C chosen on the val split (said
+    in adapter_choices.json), tested from the cache and from the
+    checkpoint; a second run extracts nothing."""
+    from mmengine.runner import Runner
+
+    from mmprompt.utils import load_checkpoint_file
+    rel = 'linear-probe_vit-b16.py'
+    cfg = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / rel)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    choices = json.loads((tmp_path / rel / 'adapter_choices.json').read_text())
+    assert choices['fit']['C']['split'] == 'val'
+    assert choices['fit']['C']['value'] == runner.model.adapter.C.item()
+    assert 'accuracy/top1' in runner.test()
+    checkpoint = tmp_path / rel / 'epoch_1.pth'
+    state = load_checkpoint_file(str(checkpoint))['state_dict']
+    assert set(state) == {'adapter.weight', 'adapter.bias', 'adapter.C'}
+    cache = sorted((tmp_path / rel / 'feature_cache').iterdir())
+    assert len(cache) == 3  # train, val, test
+    again = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / rel)
+    again.load_from = str(checkpoint)
+    mtimes = [p.stat().st_mtime_ns for p in cache]
+    assert 'accuracy/top1' in Runner.from_cfg(again).test()
+    assert [p.stat().st_mtime_ns for p in cache] == mtimes
 
 
 def test_runner_tests_zero_shot_config(configs, dataset_trees, tmp_path):
