@@ -1,6 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """The configs' pipelines (configs/_base_/datasets/pipelines.py, their one
 definition) against the original's torchvision transforms."""
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,21 @@ def test_train_crop_parameters_follow_torchvision_rule():
         if (h, w) != (375, 500):
             assert 0.08 * 0.9 <= h * w / (375 * 500) <= 1.0
             assert 3 / 4 - 0.05 <= w / h <= 4 / 3 + 0.05
+
+
+def test_tip_train_pipeline_is_the_train_pipeline_with_half_crops():
+    """Tip-Adapter's (and LP++'s) augmentation: the verified train pipeline
+    with RandomResizedCrop's scale (0.5, 1) instead of (0.08, 1)."""
+    tip = copy.deepcopy(PIPELINES.tip_train_pipeline)
+    assert tip[1].pop('crop_ratio_range') == (0.5, 1.0)
+    train = copy.deepcopy(TRAIN_PIPELINE)
+    assert train[1].pop('crop_ratio_range') == (0.08, 1.0)
+    assert tip == train
+    t = TRANSFORMS.build(PIPELINES.tip_train_pipeline[1])
+    np.random.seed(0)
+    img = np.zeros((375, 500, 3), np.uint8)
+    areas = [
+        h * w / (375 * 500)
+        for _, _, h, w in (t.rand_crop_params(img) for _ in range(200))
+    ]
+    assert min(areas) >= 0.5 * 0.95 and max(areas) <= 1.0

@@ -44,3 +44,23 @@ test_pipeline = [
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
+# Tip-Adapter's training augmentation (its main.py and LP++'s, which copies
+# its data code): RandomResizedCrop(224, scale=(0.5, 1), BICUBIC), then
+# RandomHorizontalFlip(p=0.5); the train pipeline above with the original's
+# smallest crop of half the image instead of 8 %.
+tip_train_pipeline = [
+    dict(
+        type='LoadImageFromFile',
+        imdecode_backend='pillow',
+        color_type='color_ignore_orientation'),
+    dict(
+        type='RandomResizedCrop',
+        scale=224,
+        crop_ratio_range=(0.5, 1.0),
+        aspect_ratio_range=(3. / 4., 4. / 3.),
+        max_attempts=10,
+        interpolation='bicubic',
+        backend='pillow'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
