@@ -361,7 +361,12 @@ _PROGRAD_FILE = ('optimizer', 'scheduler')
 # mixed in the authors' fp16 runs). MaPLe's prompts are all under
 # prompt_learner.; IVLP's and VPT's deep prompts live inside the CLIP
 # modules, as VPT (appended) and resblocks.{i}.VPT_shallow (before block i).
-_DEEP_FORMATS = ('MaPLe', 'IVLP', 'deep language prompting', 'VPT-deep')
+# PromptSRC (muzairkhattak/PromptSRC) saves IVLP's keys and its frozen
+# zero-shot image tower, prompt_learner.ZS_image_encoder.* (dropped: mmprompt
+# runs the one frozen CLIP without prompts).
+_DEEP_FORMATS = ('MaPLe', 'IVLP', 'deep language prompting', 'VPT-deep',
+                 'PromptSRC')
+_PROMPTSRC_TEACHER = 'prompt_learner.ZS_image_encoder.'
 _DEEP_IN_CLIP = re.compile(
     r'(image|text)_encoder\.transformer\.resblocks\.(\d+)\.VPT_shallow')
 _DEEP_CLIP_BLOCK = re.compile(
@@ -418,7 +423,10 @@ def original_format(checkpoint: Any) -> Optional[str]:
         ``prompt_learner.proj`` and compound prompts; IVLP's
         ``image_encoder.VPT`` beside ``prompt_learner.ctx``; VPT's without
         it; deep language prompting's ``prompt_learner.ctx`` in a whole
-        model without ``image_encoder.VPT``); None for mmprompt's
+        model without ``image_encoder.VPT``); ``'PromptSRC'`` for the whole
+        model muzairkhattak/PromptSRC saves (IVLP's keys beside its
+        zero-shot tower ``prompt_learner.ZS_image_encoder.*``); None for
+        mmprompt's
         checkpoints (the whole model's state dict,
         ``head.prompt_learner.ctx``) and anything else.
 
@@ -440,6 +448,8 @@ def original_format(checkpoint: Any) -> Optional[str]:
     if not isinstance(state_dict, dict):
         return None
     keys = strip_prefix(state_dict)
+    if any(k.startswith(_PROMPTSRC_TEACHER) for k in keys):
+        return 'PromptSRC'
     if 'prompt_learner.proj.weight' in keys or any(
             k.startswith('prompt_learner.compound_prompts_text.')
             for k in keys):
@@ -493,6 +503,8 @@ _DEEP_LEARNERS = {
     'IVLP': 'IVLPPromptLearner',
     'deep language prompting': 'DeepLanguagePromptLearner',
     'VPT-deep': 'VPTDeepPromptLearner',
+    # IVLP's learner, or its text half for PROMPT_DEPTH_VISION 0.
+    'PromptSRC': 'DeepLanguagePromptLearner',
 }
 
 
@@ -553,7 +565,9 @@ def _convert_deep(state_dict: Dict[str, Any], source: str,
             tower = 'text' if deep.group(1) == 'text' else 'vision'
             name = f'{tower}_deep.{int(deep.group(2)) - 1}'
         elif key.startswith('prompt_learner.'):
-            if key[len('prompt_learner.'):] in _COOP_REBUILT:
+            if key[len('prompt_learner.'):] in _COOP_REBUILT or (
+                    source == 'PromptSRC'
+                    and key.startswith(_PROMPTSRC_TEACHER)):
                 continue
             raise ValueError(
                 f'unexpected key {key!r} in a checkpoint of the original '
@@ -610,6 +624,11 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any],
       IVLP's ``prompt_learner.ctx``, ``image_encoder.VPT`` and
       ``{image,text}_encoder.transformer.resblocks.i.VPT_shallow`` become
       ``ctx``, ``vision_ctx`` and ``{vision,text}_deep.(i-1)``.
+    * PromptSRC (muzairkhattak/PromptSRC) saves IVLP's keys and its frozen
+      zero-shot image tower (``prompt_learner.ZS_image_encoder.*``,
+      dropped with the rest of the frozen CLIP); converted as IVLP's, into
+      an ``IVLPPromptLearner`` (or a ``DeepLanguagePromptLearner`` for
+      ``PROMPT_DEPTH_VISION`` 0).
 
     Args:
         state_dict (dict): A checkpoint's ``state_dict``, or the whole

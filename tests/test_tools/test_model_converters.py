@@ -176,7 +176,7 @@ def test_refuses_what_no_original_wrote(converter, tmp_path):
             SystemExit,
             match=r"not a checkpoint of an original prompt learner "
             r"\(CoOp/CoCoOp, KgCoOp, ProGrad, MaPLe, IVLP, deep language "
-            r"prompting, VPT-deep\).*found \[.weight.\]"):
+            r"prompting, VPT-deep, PromptSRC\).*found \[.weight.\]"):
         converter.main([str(src), str(tmp_path / 'x.pth')])
 
 

@@ -2,8 +2,9 @@
 """Convert a prompt learner checkpoint of the original code: CoOp / CoCoOp
 (KaiyangZhou/CoOp), KgCoOp (htyao89/KgCoOp), ProGrad
 (BeierZhu/Prompt-align, CoOp's prompt learner), or MaPLe, IVLP, deep
-language prompting and VPT-deep (muzairkhattak/multimodal-prompt-learning,
-whose trainers save the whole model: ``MultiModalPromptLearner/``,
+language prompting and VPT-deep (muzairkhattak/multimodal-prompt-learning)
+and PromptSRC (muzairkhattak/PromptSRC), whose trainers save the whole
+model: ``MultiModalPromptLearner/``,
 ``VLPromptLearner/`` or ``prompt_learner/model.pth.tar-N``; only the
 learned prompts are kept, the method is read from the keys and
 ``--method`` forces it).
@@ -52,6 +53,7 @@ SOURCES = {
     'IVLP': 'muzairkhattak/multimodal-prompt-learning',
     'deep language prompting': 'muzairkhattak/multimodal-prompt-learning',
     'VPT-deep': 'muzairkhattak/multimodal-prompt-learning',
+    'PromptSRC': 'muzairkhattak/PromptSRC',
 }
 #: --method's choices: the original's name in SOURCES.
 METHODS = {
@@ -63,6 +65,7 @@ METHODS = {
     'ivlp': 'IVLP',
     'deep_language': 'deep language prompting',
     'vpt_deep': 'VPT-deep',
+    'promptsrc': 'PromptSRC',
 }
 
 
@@ -71,8 +74,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description='Convert a prompt learner checkpoint of the original '
-        'CoOp/CoCoOp, KgCoOp, ProGrad, MaPLe, IVLP, deep language prompting '
-        'or VPT-deep code (prompt_learner/model.pth.tar-N, '
+        'CoOp/CoCoOp, KgCoOp, ProGrad, MaPLe, IVLP, deep language prompting, '
+        'VPT-deep or PromptSRC code (prompt_learner/model.pth.tar-N, '
         'MultiModalPromptLearner/..., VLPromptLearner/...) to mmprompt.')
     parser.add_argument(
         'src',

@@ -6,8 +6,10 @@ from .deep_prompt_head import (DeepPromptHead, VPTDeepHead,
                                encode_prompted_images)
 from .kgcoop_head import KgCoOpHead
 from .prograd_head import LossTerms, ProGradHead
+from .promptsrc_head import PromptSRCHead
 from .templates import (DATASET_TEMPLATES, KGCOOP_TEMPLATES, PROGRAD_TEMPLATES,
-                        TEMPLATE_SETS, TEMPLATE_TABLES, resolve_templates)
+                        PROMPTSRC_TEMPLATES, TEMPLATE_SETS, TEMPLATE_TABLES,
+                        resolve_templates)
 from .text_bank import AGGREGATIONS, TextFeatureBank
 from .zero_shot_head import ZeroShotHead
 
@@ -15,6 +17,7 @@ __all__ = [
     'AGGREGATIONS', 'TextFeatureBank', 'BasePromptHead', 'CLIPHead',
     'CoCoOpHead', 'CoOpHead', 'DATASET_TEMPLATES', 'DeepPromptHead',
     'KGCOOP_TEMPLATES', 'KgCoOpHead', 'LossTerms', 'PROGRAD_TEMPLATES',
-    'ProGradHead', 'TEMPLATE_SETS', 'TEMPLATE_TABLES', 'VPTDeepHead',
-    'ZeroShotHead', 'encode_prompted_images', 'resolve_templates'
+    'ProGradHead', 'PROMPTSRC_TEMPLATES', 'PromptSRCHead', 'TEMPLATE_SETS',
+    'TEMPLATE_TABLES', 'VPTDeepHead', 'ZeroShotHead', 'encode_prompted_images',
+    'resolve_templates'
 ]
