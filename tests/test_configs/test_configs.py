@@ -23,7 +23,8 @@ from mmengine.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = REPO_ROOT / 'configs'
-METHODS = ('coop', 'cocoop', 'zeroshot', 'linear_probe', 'kgcoop', 'prograd')
+METHODS = ('coop', 'cocoop', 'zeroshot', 'linear_probe', 'kgcoop', 'prograd',
+           'maple', 'ivlp')
 
 ALL_CONFIG_FILES = sorted(
     str(p.relative_to(CONFIG_ROOT)) for p in CONFIG_ROOT.rglob('*.py')
@@ -56,7 +57,7 @@ NUM_CLASSES = {
 }
 NAME_RE = re.compile(
     r'^(?P<alg>(coop|cocoop|zeroshot|linear-probe|kgcoop|prograd|lpp'
-    r'|clip-adapter|tip-adapter)[a-z0-9-]*)_'
+    r'|clip-adapter|tip-adapter|maple|ivlp)[a-z0-9-]*)_'
     r'(?P<backbone>resnet50|resnet101|vit-base-p32|vit-base-p16)_'
     r'clip-openai_'
     r'((?P<schedule>1xb(?P<batch>\d+)-ep(?P<epochs>\d+))_)?'
@@ -120,7 +121,7 @@ def test_one_config_per_model_zoo_row():
             f'configs/{method}: every config is a metafile row and every '
             'row has its config')
         listed += rows
-    assert 40 <= len(listed) <= 100
+    assert 40 <= len(listed) <= 150
 
 
 def test_config_names(configs):
@@ -129,6 +130,7 @@ def test_config_names(configs):
         if not folder:
             assert fname in ('coop_vit-b16.py', 'cocoop_vit-b16.py',
                              'kgcoop_vit-b16.py', 'prograd_vit-b16.py',
+                             'maple_vit-b16.py', 'ivlp_vit-b16.py',
                              'linear-probe_vit-b16.py'), rel
             continue
         match = NAME_RE.match(fname[:-3])
@@ -270,6 +272,9 @@ def test_training_protocol(configs):
         assert cfg.train_cfg.val_interval == epochs, rel
         head = cfg.model.head
         optim_wrapper = cfg.optim_wrapper.to_dict()
+        if head.type == 'DeepPromptHead':
+            _check_deep_prompt_protocol(rel, cfg, train, ds, epochs)
+            continue
         if head.type == 'ProGradHead':
             # the original's base2new_train_prograd.sh: rn50_ep100 (ImageNet
             # rn50_ep50), 4 shots, N_CTX 16 from the template, λ 1, T 1
@@ -332,6 +337,44 @@ def test_training_protocol(configs):
         else:
             want = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}[ds.num_shots]
             assert epochs == want, rel
+
+
+def _check_deep_prompt_protocol(rel, cfg, train, ds, epochs) -> None:
+    """MaPLe's and IVLP's base-to-new defaults (vit_b16_c2_ep5_batch4_2ctx,
+    IVLP/vit_b16_c2_ep5_batch4_2+2ctx): 16 shots, batch 4, SGD lr 0.0035,
+    5 epochs after a constant 1e-5 epoch, fp16 rounding of the prompts."""
+    learner = cfg.model.head.prompt_learner
+    assert train.batch_size == 4 and epochs == 5, rel
+    assert ds.num_shots == 16, rel
+    assert cfg.model.clip.arch == 'ViT-B-16', rel
+    assert cfg.optim_wrapper.to_dict() == dict(
+        optimizer=dict(
+            type='SGD',
+            lr=0.0035,
+            momentum=0.9,
+            weight_decay=5e-4,
+            dampening=0,
+            nesterov=False)), rel
+    assert cfg.param_scheduler == dict(
+        type='ConstantWarmupCosineLR',
+        T_max=epochs,
+        warmup_lr=1e-5,
+        warmup_epochs=1,
+        by_epoch=True), rel
+    expected = dict(
+        type='MaPLePromptLearner',
+        n_ctx=2,
+        ctx_init='a photo of a',
+        depth=9,
+        fp16_rounding=True) if rel.startswith('maple') else dict(
+            type='IVLPPromptLearner',
+            n_ctx=2,
+            ctx_init='a photo of a',
+            text_depth=12,
+            n_vision_ctx=2,
+            vision_depth=12,
+            fp16_rounding=True)
+    assert learner == expected, rel
 
 
 def _check_feature_protocol(rel, cfg, train, ds) -> None:
@@ -536,6 +579,10 @@ def test_readme_overrides(configs):
 def _tiny_model_cfg(model: dict) -> dict:
     model = copy.deepcopy(model)
     model['clip'].update(arch='mmprompt-tiny-vit', pretrained=None)
+    learner = model.get('head', {}).get('prompt_learner', {})
+    for depth in ('depth', 'text_depth', 'vision_depth'):
+        if depth in learner:  # the tiny CLIP's towers have 2 blocks
+            learner[depth] = min(learner[depth], 2)
     return model
 
 
