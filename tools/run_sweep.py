@@ -184,12 +184,19 @@ def prograd_options(dataset: str, shots: int) -> Dict[str, Any]:
     return {}
 
 
+def maple_epochs(dataset: str, shots: int) -> int:
+    """MaPLe's and IVLP's vit_b16_c2_ep5_batch4_*: 5 epochs everywhere."""
+    return 5
+
+
 #: Each method's number of epochs as a function of (dataset, shots).
 EPOCHS = dict(
     coop=coop_epochs,
     cocoop=cocoop_epochs,
     kgcoop=kgcoop_epochs,
-    prograd=prograd_epochs)
+    prograd=prograd_epochs,
+    maple=maple_epochs,
+    ivlp=maple_epochs)
 #: Methods' own settings as a function of (dataset, shots).
 METHOD_OPTIONS = dict(prograd=prograd_options)
 #: Methods whose head takes the teacher's hand-written prompt from the
@@ -253,7 +260,11 @@ PROTOCOLS = {
                     'base2new-16shot-oxford-pets.py', 'kgcoop'),
             # ProGrad's own base-to-new table: RN50, 4 shots.
             prograd=('prograd/prograd_resnet50_clip-openai_1xb32-ep100_'
-                     'base2new-4shot-oxford-pets.py', 'prograd')),
+                     'base2new-4shot-oxford-pets.py', 'prograd'),
+            maple=('maple/maple_vit-base-p16_clip-openai_1xb4-ep5_'
+                   'base2new-16shot-oxford-pets.py', 'maple'),
+            ivlp=('ivlp/ivlp_vit-base-p16_clip-openai_1xb4-ep5_'
+                  'base2new-16shot-oxford-pets.py', 'ivlp')),
         data='base2new-{shots}shot-{dataset}',
         classes='base',
         method_shots=dict(prograd=(4, ))),
@@ -271,7 +282,7 @@ PROTOCOLS = {
         datasets=('imagenet', ),
         targets=DG_TARGETS),
 }
-METHODS = ('coop', 'cocoop', 'kgcoop', 'prograd')
+METHODS = ('coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp')
 #: Protocols that train the same model: a sweep reuses the other's.
 SAME_TRAINING = {'cross-dataset': 'dg', 'dg': 'cross-dataset'}
 

@@ -255,7 +255,7 @@ def test_planning_errors(capsys, tmp_path):
 def _model_zoo_training_configs():
     """Model-zoo configs of the trained methods, from the metafiles."""
     found = []
-    for method in ('coop', 'cocoop', 'kgcoop', 'prograd'):
+    for method in ('coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp'):
         meta = (REPO_ROOT / 'configs' / method / 'metafile.yml').read_text()
         found += re.findall(r'Config: (configs/\S+\.py)', meta)
     return sorted(set(found))
@@ -275,6 +275,8 @@ def test_sweep_runs_are_the_model_zoo_configs(capsys, tmp_path):
         ['base2new', '--method', 'cocoop'],
         ['base2new', '--method', 'kgcoop'],
         ['base2new', '--method', 'prograd'],
+        ['base2new', '--method', 'maple'],
+        ['base2new', '--method', 'ivlp'],
         ['cross-dataset', '--method', 'coop'],
         ['cross-dataset', '--method', 'cocoop'],
         ['dg', '--method', 'coop'],
