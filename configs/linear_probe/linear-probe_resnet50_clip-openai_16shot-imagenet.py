@@ -6,7 +6,7 @@
 _base_ = [
     '../_base_/models/lpclip.py',
     '../_base_/datasets/imagenet.py',
-    '../_base_/schedules/lpclip.py',
+    '../_base_/schedules/fit-only.py',
     '../_base_/default_runtime.py',
 ]
 

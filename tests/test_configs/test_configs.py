@@ -24,7 +24,7 @@ from mmengine.config import Config
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = REPO_ROOT / 'configs'
 METHODS = ('coop', 'cocoop', 'zeroshot', 'linear_probe', 'kgcoop', 'prograd',
-           'maple', 'ivlp')
+           'lpp', 'clip_adapter', 'maple', 'ivlp')
 
 ALL_CONFIG_FILES = sorted(
     str(p.relative_to(CONFIG_ROOT)) for p in CONFIG_ROOT.rglob('*.py')
@@ -218,6 +218,7 @@ def test_pipelines_are_defined_once_and_verified(configs):
     base = Config.fromfile(
         str(CONFIG_ROOT / '_base_' / 'datasets' / 'pipelines.py'))
     train, test = _plain(base.train_pipeline), _plain(base.test_pipeline)
+    tip_train = _plain(base.tip_train_pipeline)
     for path in CONFIG_ROOT.rglob('*.py'):
         rel = str(path.relative_to(CONFIG_ROOT))
         if rel.startswith('demo/') or path.name == 'pipelines.py':
@@ -236,12 +237,18 @@ def test_pipelines_are_defined_once_and_verified(configs):
                        'test_dataloader'):
             if cfg.get(loader) is None:
                 continue
-            # the linear probe extracts every split's features with the
-            # test transform, as the original's feat_extractor.py
-            probe = _on_features(cfg) and \
-                cfg.model.adapter.type == 'LogisticRegressionProbe'
-            expected = train if (loader == 'train_dataloader'
-                                 and not probe) else test
+            expected = test
+            if loader == 'train_dataloader':
+                adapter = cfg.model.adapter.type if _on_features(cfg) \
+                    else None
+                # the linear probe extracts every split's features with the
+                # test transform, as the original's feat_extractor.py; LP++
+                # augments as Tip-Adapter, whose data code it copies
+                expected = {
+                    'LogisticRegressionProbe': test,
+                    'LPPlusPlus': tip_train,
+                    'TipAdapter': tip_train
+                }.get(adapter, train)
             pipeline = _plain(_images(cfg[loader].dataset).pipeline)
             assert pipeline == expected, (rel, loader)
 
@@ -402,6 +409,33 @@ def _check_feature_protocol(rel, cfg, train, ds) -> None:
         assert train.dataset.get('views', 1) == 1, rel
         assert not train.drop_last, rel
         assert ds.num_shots == 16, rel
+    elif adapter.type == 'LPPlusPlus':
+        # configs/base.yaml: 300 epochs, one augmented view, 4 shots, RN50;
+        # the epoch chosen on the val features (a K-shot val set)
+        assert adapter.epochs == 300 and adapter.alpha_every == 10, rel
+        assert adapter.alpha_scale == 250.0 and adapter.momentum == 0.9, rel
+        assert adapter.alpha_grad == 'accumulated', rel
+        assert loop.max_epochs == 0 and loop.search_split == 'val', rel
+        assert train.dataset.views == 1 and ds.num_shots == 4, rel
+        assert cfg.model.clip.arch == 'RN50', rel
+        assert cfg.model.text.templates == ds.type, rel
+    elif adapter.type == 'CLIPAdapter':
+        # the original's ratio and reduction; CoOp's trainer settings
+        assert adapter.ratio == 0.2 and adapter.reduction == 4, rel
+        assert 'in_channels' not in adapter, rel  # the CLIP's width
+        assert cfg.model.text.templates == ds.type, rel
+        assert train.batch_size == 32, rel
+        n_train = _n_classes(ds) * ds.num_shots
+        assert train.drop_last == (n_train >= train.batch_size), rel
+        assert cfg.optim_wrapper.optimizer == dict(
+            type='SGD',
+            lr=0.002,
+            momentum=0.9,
+            weight_decay=5e-4,
+            dampening=0,
+            nesterov=False), rel
+        assert cfg.param_scheduler.T_max == loop.max_epochs == \
+            loop.val_interval, rel
 
 
 def test_representative_protocols(configs):
@@ -831,6 +865,42 @@ def test_runner_fits_feature_configs(configs, dataset_trees, tmp_path):
     mtimes = [p.stat().st_mtime_ns for p in cache]
     assert 'accuracy/top1' in Runner.from_cfg(again).test()
     assert [p.stat().st_mtime_ns for p in cache] == mtimes
+
+
+def test_runner_lpp_and_clip_adapter_configs(configs, dataset_trees, tmp_path):
+    """LP++ is fitted with its epoch chosen on val (said so); CLIP-Adapter
+    is trained by the runner on the cached views (its weights move, its
+    width is the CLIP's, its checkpoint is the adapter) and tested."""
+    from mmengine.runner import Runner
+    rel = 'lpp/lpp_resnet50_clip-openai_4shot-oxford-pets.py'
+    runner = Runner.from_cfg(
+        _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / 'lpp'))
+    runner.train()
+    choices = json.loads(
+        (tmp_path / 'lpp' / 'adapter_choices.json').read_text())
+    assert choices['fit']['epoch']['split'] == 'val'
+    assert runner.model.adapter.weight.shape == (3, 64)
+    assert 'accuracy/top1' in runner.test()
+
+    rel = ('clip_adapter/clip-adapter_resnet50_clip-openai_1xb32-ep200_'
+           '16shot-imagenet.py')
+    cfg = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / 'ca')
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    model.set_class_names(['a', 'b', 'c'])
+    runner.train()
+    adapter = model.adapter
+    assert adapter.in_channels == 64  # the tiny CLIP's embed_dim
+    assert adapter.logit_scale.item() == model.clip.logit_scale.item()
+    init = torch.nn.Linear(64, 16, bias=False)
+    assert adapter.fc[0].weight.shape == init.weight.shape
+    # trained: the optimizer moved the parameters fit() gave their size
+    state = runner.optim_wrapper.optimizer.state
+    assert all(p in state for p in adapter.parameters())
+    assert 'accuracy/top1' in runner.test()
+    assert set(model.state_dict()) == {
+        'adapter.fc.0.weight', 'adapter.fc.2.weight', 'adapter.logit_scale'
+    }
 
 
 def test_runner_tests_zero_shot_config(configs, dataset_trees, tmp_path):
