@@ -85,6 +85,11 @@ class PlainTextEncoder(BaseModule):
         cut = self.cut_after_eot and self.clip.truncate_text
         length = int(tokens.eot.max()) + 1 if cut else None
 
+        # rows_dtype only where the prompts ask for it: a CLIP of one's own
+        # (docs/tutorials/add_backbone.md) need not take it otherwise
+        rounding = ({} if prompts.rows_dtype is None else dict(
+            rows_dtype=prompts.rows_dtype))
+
         def encode(lo: int, hi: int) -> torch.Tensor:
             classes = slice(lo, hi)
             embeddings = prompts.embeddings(classes, length)  # (G, k, L, W)
@@ -93,7 +98,7 @@ class PlainTextEncoder(BaseModule):
                 tokens.eot[classes].repeat(groups),
                 self._text_overwrite(prompts, hi - lo),
                 truncate=cut,
-                rows_dtype=prompts.rows_dtype)
+                **rounding)
             return features.view(groups, hi - lo, -1)
 
         chunks = self._chunks(groups, prompts.num_classes)
