@@ -5,6 +5,7 @@ from typing import Any, Dict, Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from mmprompt.registry import MODELS
 from .base import BaseAdapter, FeatureSet, check_search_split, one_hot
@@ -215,6 +216,13 @@ class TipAdapter(BaseAdapter):
         return self.logits(
             self.normalize(features), text, float(self.alpha),
             float(self.beta))
+
+    def loss(self, features: torch.Tensor, labels: torch.Tensor,
+             text: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Tip-Adapter-F's loss: cross-entropy of the logits at the current
+        α, β, computed in the adapter's precision (fp16 for
+        ``precision='fp16'``, as the original)."""
+        return dict(loss=F.cross_entropy(self(features, text), labels))
 
     @torch.no_grad()
     def search_accuracy(self, data: FeatureSet,

@@ -153,7 +153,7 @@ def train_tip_f(golden, features, precision='fp32'):
             start += size
             lrs.append(optim.get_lr()['lr'][0])
             out = tip(x, W)
-            loss = F.cross_entropy(out, y)
+            loss = tip.loss(x, y, W)['loss']  # what the runner steps on
             optim.update_params(loss)
             scheduler.step()
             keys.append(tip.cache_keys.detach().clone())
