@@ -24,7 +24,7 @@ from mmengine.config import Config
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = REPO_ROOT / 'configs'
 METHODS = ('coop', 'cocoop', 'zeroshot', 'linear_probe', 'kgcoop', 'prograd',
-           'lpp', 'clip_adapter', 'maple', 'ivlp')
+           'lpp', 'clip_adapter', 'maple', 'ivlp', 'promptsrc', 'tip_adapter')
 
 ALL_CONFIG_FILES = sorted(
     str(p.relative_to(CONFIG_ROOT)) for p in CONFIG_ROOT.rglob('*.py')
@@ -57,7 +57,7 @@ NUM_CLASSES = {
 }
 NAME_RE = re.compile(
     r'^(?P<alg>(coop|cocoop|zeroshot|linear-probe|kgcoop|prograd|lpp'
-    r'|clip-adapter|tip-adapter|maple|ivlp)[a-z0-9-]*)_'
+    r'|clip-adapter|tip-adapter|maple|ivlp|promptsrc)[a-z0-9-]*)_'
     r'(?P<backbone>resnet50|resnet101|vit-base-p32|vit-base-p16)_'
     r'clip-openai_'
     r'((?P<schedule>1xb(?P<batch>\d+)-ep(?P<epochs>\d+))_)?'
@@ -131,7 +131,8 @@ def test_config_names(configs):
             assert fname in ('coop_vit-b16.py', 'cocoop_vit-b16.py',
                              'kgcoop_vit-b16.py', 'prograd_vit-b16.py',
                              'maple_vit-b16.py', 'ivlp_vit-b16.py',
-                             'linear-probe_vit-b16.py'), rel
+                             'promptsrc_vit-b16.py', 'linear-probe_vit-b16.py',
+                             'tip-adapter-f_vit-b16.py'), rel
             continue
         match = NAME_RE.match(fname[:-3])
         assert match, f'{rel} does not follow the naming scheme'
@@ -282,6 +283,9 @@ def test_training_protocol(configs):
         if head.type == 'DeepPromptHead':
             _check_deep_prompt_protocol(rel, cfg, train, ds, epochs)
             continue
+        if head.type == 'PromptSRCHead':
+            _check_promptsrc_protocol(rel, cfg, train, ds, epochs)
+            continue
         if head.type == 'ProGradHead':
             # the original's base2new_train_prograd.sh: rn50_ep100 (ImageNet
             # rn50_ep50), 4 shots, N_CTX 16 from the template, λ 1, T 1
@@ -384,6 +388,94 @@ def _check_deep_prompt_protocol(rel, cfg, train, ds, epochs) -> None:
     assert learner == expected, rel
 
 
+def _check_promptsrc_protocol(rel, cfg, train, ds, epochs) -> None:
+    """PromptSRC's base-to-new default (vit_b16_c2_ep20_batch4_4+4ctx): 16
+    shots, batch 4, SGD lr 0.0025, 20 epochs after a constant 1e-5 epoch,
+    IVLP 4+4 at depth 9, λ 25 / 10, the 60 templates, GPA mean 15 std 1."""
+    head = cfg.model.head
+    assert train.batch_size == 4 and epochs == 20, rel
+    assert ds.num_shots == 16, rel
+    assert cfg.model.clip.arch == 'ViT-B-16', rel
+    assert cfg.optim_wrapper.to_dict() == dict(
+        optimizer=dict(
+            type='SGD',
+            lr=0.0025,
+            momentum=0.9,
+            weight_decay=5e-4,
+            dampening=0,
+            nesterov=False)), rel
+    assert cfg.param_scheduler == dict(
+        type='ConstantWarmupCosineLR',
+        T_max=epochs,
+        warmup_lr=1e-5,
+        warmup_epochs=1,
+        by_epoch=True), rel
+    assert head.prompt_learner == dict(
+        type='IVLPPromptLearner',
+        n_ctx=4,
+        ctx_init='a photo of a',
+        text_depth=9,
+        n_vision_ctx=4,
+        vision_depth=9,
+        fp16_rounding=True), rel
+    assert (head.text_loss_weight, head.image_loss_weight) == (25, 10), rel
+    assert head.templates == 'imagenet-60' and head.teacher_fp16_rounding
+    assert cfg.custom_hooks == [
+        dict(type='ClassNamesHook'),
+        dict(type='GaussianPromptAggregationHook', mean=15, std=1)
+    ], rel
+
+
+# Tip-Adapter's configs/<dataset>.yaml, read independently of the configs:
+# search_scale [beta_max, alpha_max], init_alpha, train_epoch.
+TIP_SETTINGS = {
+    'ImageNet': (7, 3, 1.17, 20),
+    'Caltech101': (12, 5, 3, 20),
+    'DescribableTextures': (13, 13, 2, 20),
+    'EuroSAT': (12, 10, 2, 100),
+    'FGVCAircraft': (30, 30, 5, 20),
+    'Food101': (10, 10, 1.17, 20),
+    'OxfordFlowers': (50, 50, 10, 20),
+    'OxfordPets': (7, 3, 1.17, 20),
+    'StanfordCars': (20, 10, 3, 20),
+    'SUN397': (12, 10, 1.17, 20),
+    'UCF101': (7, 3, 3, 20),
+}
+
+
+def _check_tip_adapter(rel, cfg, train, ds) -> None:
+    """Tip-Adapter(-F): the original's per-dataset settings, 10 cached
+    views, AdamW with torch's default weight decay, the search never on
+    test data (ImageNet, without a val split: no search)."""
+    adapter = cfg.model.adapter
+    loop = cfg.train_cfg
+    beta_max, alpha_max, alpha, epochs = TIP_SETTINGS[ds.type]
+    assert adapter.alpha == alpha and adapter.beta == 1.0, rel
+    assert adapter.logit_scale == 100. and adapter.precision == 'fp32', rel
+    if ds.type == 'ImageNet':
+        assert adapter.search is None and loop.search_split == 'train', rel
+        assert cfg.model.text.templates == 'imagenet-7', rel
+    else:
+        assert adapter.search == dict(
+            alpha_max=alpha_max,
+            alpha_steps=20,
+            beta_max=beta_max,
+            beta_steps=200), rel
+        assert loop.search_split == 'val', rel
+        assert cfg.model.text.templates == ds.type, rel
+    assert train.dataset.views == 10 and ds.num_shots == 16, rel
+    assert train.batch_size == 256 and not train.drop_last, rel
+    if adapter.finetune:
+        assert loop.max_epochs == epochs == loop.val_interval, rel
+        assert cfg.optim_wrapper.optimizer == dict(
+            type='AdamW', lr=0.001, eps=1e-4, weight_decay=0.01), rel
+        sched = cfg.param_scheduler
+        assert sched.type == 'CosineAnnealingLR' and sched.T_max == epochs
+        assert sched.convert_to_iter_based and sched.eta_min == 0, rel
+    else:
+        assert loop.max_epochs == 0, rel
+
+
 def _check_feature_protocol(rel, cfg, train, ds) -> None:
     """The methods on cached features: each split's features extracted
     once (one view of the test transform for the probe), the search never
@@ -409,6 +501,8 @@ def _check_feature_protocol(rel, cfg, train, ds) -> None:
         assert train.dataset.get('views', 1) == 1, rel
         assert not train.drop_last, rel
         assert ds.num_shots == 16, rel
+    elif adapter.type == 'TipAdapter':
+        _check_tip_adapter(rel, cfg, train, ds)
     elif adapter.type == 'LPPlusPlus':
         # configs/base.yaml: 300 epochs, one augmented view, 4 shots, RN50;
         # the epoch chosen on the val features (a K-shot val set)
@@ -839,6 +933,30 @@ def test_runner_trains_entry_configs(configs, dataset_trees, tmp_path):
         assert lrs == 1e-5
 
 
+def test_runner_trains_promptsrc_entry_config(configs, dataset_trees,
+                                              tmp_path):
+    """PromptSRC's entry config through the Runner: the four loss terms
+    logged, the prompts aggregated over the epochs by its custom hook and
+    the aggregate in the last checkpoint."""
+    from mmengine.runner import Runner
+
+    from mmprompt.utils import load_checkpoint_file
+    rel = 'promptsrc_vit-b16.py'
+    cfg = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / rel)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert 'accuracy/top1' in runner.test()
+    last = load_checkpoint_file(str(tmp_path / rel / 'epoch_2.pth'))
+    state = last['gaussian_prompt_aggregation']
+    assert state['epochs'] == [1, 2
+                               ] and (state['mean'], state['std']) == (15, 1)
+    ctx = 'head.prompt_learner.ctx'
+    assert torch.equal(last['state_dict'][ctx], state['sum'][ctx])
+    logged = runner.message_hub.log_scalars
+    for term in ('loss', 'loss_scl_text', 'loss_scl_image', 'loss_scl_logits'):
+        assert f'train/{term}' in logged, term
+
+
 def test_runner_fits_feature_configs(configs, dataset_trees, tmp_path):
     """The linear probe's entry config through the Runner: features
     extracted once, the probe fitted with C chosen on the val split (said
@@ -901,6 +1019,43 @@ def test_runner_lpp_and_clip_adapter_configs(configs, dataset_trees, tmp_path):
     assert set(model.state_dict()) == {
         'adapter.fc.0.weight', 'adapter.fc.2.weight', 'adapter.logit_scale'
     }
+
+
+def test_runner_trains_tip_adapter_configs(configs, dataset_trees, tmp_path):
+    """Tip-Adapter-F's entry config through the Runner: 10 training views,
+    val and test extracted once, the keys trained, alpha and beta chosen on
+    the val split (said so), the checkpoint the cache; training-free
+    Tip-Adapter saves its cache after one epoch without iterations."""
+    from mmengine.runner import Runner
+
+    from mmprompt.utils import load_checkpoint_file
+    rel = 'tip-adapter-f_vit-b16.py'
+    cfg = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / 'f')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    adapter = runner.model.adapter
+    assert adapter.cache_keys.shape == (6, 64)  # 3 classes x 2 images
+    assert adapter.cache_keys in runner.optim_wrapper.optimizer.state
+    choices = json.loads((tmp_path / 'f' / 'adapter_choices.json').read_text())
+    assert {c['split'] for c in choices['search'].values()} == {'val'}
+    assert choices['search']['alpha']['value'] == float(adapter.alpha)
+    assert 'accuracy/top1' in runner.test()
+    assert len(list((tmp_path / 'f' / 'feature_cache').iterdir())) == 12
+    state = load_checkpoint_file(str(tmp_path / 'f' / 'epoch_2.pth'))
+    assert set(state['state_dict']) == {
+        'adapter.cache_keys', 'adapter.cache_values', 'adapter.alpha',
+        'adapter.beta'
+    }
+    assert float(state['state_dict']['adapter.alpha']) == float(adapter.alpha)
+
+    rel = 'tip_adapter/tip-adapter_resnet50_clip-openai_16shot-imagenet.py'
+    cfg = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / 'free')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert (tmp_path / 'free' / 'epoch_1.pth').is_file()
+    assert not runner.model.adapter.trainable
+    assert float(runner.model.adapter.alpha) == 1.17
+    assert 'accuracy/top1' in runner.test()
 
 
 def test_runner_tests_zero_shot_config(configs, dataset_trees, tmp_path):
