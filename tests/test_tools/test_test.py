@@ -301,3 +301,43 @@ def test_original_kgcoop_checkpoint_as_it_is(tiny_config, tmp_path):
                    cwd=tmp_path).stdout
     assert 'checkpoint of the original KgCoOp code' in log
     assert 'accuracy/top1' in mmengine.load(str(metrics_file))
+
+
+def test_original_deep_prompt_checkpoints_as_they_are(tiny_config, tmp_path):
+    """IVLP's VLPromptLearner/model.pth.tar-N (the whole saved model: frozen
+    CLIP, token buffers, prompts inside the CLIP modules) tested as it is on
+    an IVLP config; MaPLe's refused on it, naming both methods."""
+    text = tiny_config.read_text()
+    coop = "prompt_learner=dict(type='CoOpPromptLearner', n_ctx=4)))"
+    assert coop in text
+    config = tmp_path / 'ivlp_tiny.py'
+    config.write_text(
+        text.replace("type='CoOpHead'", "type='DeepPromptHead'").replace(
+            coop, "prompt_learner=dict(type='IVLPPromptLearner', "
+            'text_depth=2, vision_depth=2)))'))
+    src = golden_dir('maple', 'ivlp_default') / 'VLPromptLearner' / \
+        'model.pth.tar-5'
+    metrics_file = tmp_path / 'metrics.json'
+    log = run_tool([
+        'test.py',
+        str(config),
+        str(src), '--work-dir',
+        str(tmp_path / 'work'), '--out',
+        str(metrics_file), '--out-item', 'metrics'
+    ],
+                   cwd=tmp_path).stdout
+    assert 'checkpoint of the original IVLP code' in log
+    assert 'accuracy/top1' in mmengine.load(str(metrics_file))
+    maple = golden_dir('maple', 'maple_default') / \
+        'MultiModalPromptLearner' / 'model.pth.tar-5'
+    proc = run_tool(
+        ['test.py',
+         str(config),
+         str(maple), '--work-dir',
+         str(tmp_path / 'work2')],
+        cwd=tmp_path,
+        check=False)
+    assert proc.returncode != 0
+    assert ('original MaPLe code, whose prompts load into a '
+            'MaPLePromptLearner; the model has a IVLPPromptLearner'
+            ) in proc.stdout
