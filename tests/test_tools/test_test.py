@@ -330,14 +330,15 @@ def test_original_deep_prompt_checkpoints_as_they_are(tiny_config, tmp_path):
     assert 'accuracy/top1' in mmengine.load(str(metrics_file))
     maple = golden_dir('maple', 'maple_default') / \
         'MultiModalPromptLearner' / 'model.pth.tar-5'
-    proc = run_tool(
-        ['test.py',
-         str(config),
-         str(maple), '--work-dir',
-         str(tmp_path / 'work2')],
-        cwd=tmp_path,
-        check=False)
+    proc = run_tool([
+        'test.py',
+        str(config),
+        str(maple), '--work-dir',
+        str(tmp_path / 'work2')
+    ],
+                    cwd=tmp_path,
+                    check=False)
     assert proc.returncode != 0
-    assert ('original MaPLe code, whose prompts load into a '
-            'MaPLePromptLearner; the model has a IVLPPromptLearner'
-            ) in proc.stdout
+    assert (
+        'original MaPLe code, whose prompts load into a '
+        'MaPLePromptLearner; the model has a IVLPPromptLearner') in proc.stdout
