@@ -581,3 +581,47 @@ def test_prograd_end_to_end(tool, tmp_path, capsys):
     assert max(record['agreement'].values()) <= 1e-4
     (row, ) = record['rows']
     assert row['speedup'] > 0
+
+
+def test_linear_probe_fit_preset(tool):
+    """Issue 15: the CoOp paper's linear probe on cached features against
+    one CoOp epoch on the same 16-shot split, ViT-B/16."""
+    (s, ) = tool.settings_of(tool.parse_args(['--preset', 'linear-probe-fit']))
+    assert s['kind'] == 'features'
+    assert (s['classes'], s['shots'], s['train_batch']) == (10, 16, 32)
+    assert Path(s['config']).name == 'lpclip.py'
+    assert Path(s['baseline']['config']).name == 'coop.py'
+
+
+def test_features_end_to_end(tool, tmp_path, capsys):
+    """The features path: the split's features extracted once, then each
+    round a real CoOp epoch (its context moves) and the probe's fit on the
+    cached features (C chosen on val), timed; the markdown table."""
+    out = tmp_path / 'results.json'
+    moved = []
+    epoch = tool.coop_epoch
+
+    def spy(model, optimizer, images, labels, batch):
+        before = model.head.prompt_learner.ctx.detach().clone()
+        loss = epoch(model, optimizer, images, labels, batch)
+        moved.append(
+            not torch.equal(before, model.head.prompt_learner.ctx.detach()))
+        assert len(images) == 3 * 16  # classes x shots
+        return loss
+
+    with mock.patch.object(tool, 'coop_epoch', spy):
+        tool.main([
+            '--preset', 'linear-probe-fit', '--classes', '3', '--steps', '2',
+            '--cfg-options', 'model.clip.arch=mmprompt-tiny-vit', '--out',
+            str(out)
+        ] + ['--threads', '1'])
+    assert moved == [True, True]
+    (record, ) = json.loads(out.read_text())['records']
+    assert record['method'] == 'LogisticRegressionProbe'
+    assert record['baseline_method'] == 'CoOpHead'
+    assert record['images'] == 3 * 16 and record['val_images'] == 3 * 4
+    assert len(record['round_speedups']) == 2
+    assert record['speedup'] > 0 and record['extraction_s'] > 0
+    assert record['chosen']['C']['split'] == 'val'
+    text = capsys.readouterr().out
+    assert '| `linear-probe-fit`' in text and 'speed-up' in text

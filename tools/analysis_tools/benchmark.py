@@ -29,6 +29,16 @@ passes (KL then CE, the gradients cloned in between) before
 (the same CLIP, the student's image features) and ``ProGradOptimWrapper``.
 Both paths must give the same logits, losses and projected gradients.
 
+A preset of ``kind='features'`` times a method on cached CLIP features
+(an ``AdapterClassifier``: the linear probe's fit with its C search, an
+adapter's fit, training epochs and search) against one training epoch of
+CoOp (the ``baseline``) on the same few-shot split (``classes`` ×
+``shots`` images) and the same frozen CLIP: the features of the split are
+extracted once (timed apart, the one-time cost), then each round times a
+CoOp epoch (batches of ``train_batch``: forward, loss, backward, SGD) and
+the method on the cached features, interleaved; reported is the speed-up
+(CoOp epoch / method) per round.
+
 A preset with a ``baseline`` (or ``--baseline CONFIG``) compares two
 *models* instead, e.g. KgCoOp's training step against CoOp's: the config's
 model (path ``model``) and the baseline config's (path ``baseline``), built
@@ -41,6 +51,7 @@ Examples:
     python tools/analysis_tools/benchmark.py --preset cocoop-train-m4
     python tools/analysis_tools/benchmark.py --preset kgcoop-train
     python tools/analysis_tools/benchmark.py --preset prograd-train
+    python tools/analysis_tools/benchmark.py --preset linear-probe-fit
     python tools/analysis_tools/benchmark.py --preset all --markdown
     python tools/analysis_tools/benchmark.py configs/coop_vit-b16.py \\
         --classes 100 --batch 32 --images 200 --mode test --out res.json
@@ -76,6 +87,7 @@ from mmprompt.engine import ProGradOptimWrapper, prograd_project
 from mmprompt.models import (CoCoOpHead, CoOpHead, PlainTextEncoder,
                              ProGradHead, TextFeatureBank)
 from mmprompt.registry import MODELS
+from mmprompt.utils import FeatureSet
 
 PROG = 'benchmark.py'
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -174,6 +186,22 @@ PRESETS: Dict[str, dict] = {
         warmup=1,
         steps=5,
         speed_target=3.0),
+    # Issue 15: the CoOp paper's linear probe (scikit-learn, its C search on
+    # the val features: 7 + 2 x 8 fits) on cached features of a 16-shot
+    # split, against one epoch of CoOp (M=16, batch 32) on the same images
+    # with the same frozen CLIP.
+    'linear-probe-fit':
+    dict(
+        kind='features',
+        config='configs/_base_/models/lpclip.py',
+        title='linear probe (lpclip) fit vs one CoOp epoch, ViT-B/16',
+        baseline=dict(config='configs/_base_/models/coop.py', title='CoOp'),
+        mode='train',
+        classes=10,
+        shots=16,
+        train_batch=32,
+        warmup=0,
+        steps=3),
 }
 
 
@@ -1066,6 +1094,186 @@ def run_pair(setting: dict, isolate: bool, check: bool) -> dict:
 
 
 # ----------------------------------------------------------------------
+# a method on cached features against one CoOp epoch
+# ----------------------------------------------------------------------
+def build_feature_model(setting: dict, clip: nn.Module) -> nn.Module:
+    """The config's ``AdapterClassifier`` on ``clip`` (the baseline's frozen
+    CLIP: the same features) with ``classes`` classes."""
+    cfg = Config.fromfile(setting['config'])
+    cfg.merge_from_dict(setting['cfg_options'])
+    model_cfg = cfg.model.copy()
+    if model_cfg.get('type') != 'AdapterClassifier':
+        raise ValueError(f"{setting['config']}: a 'features' preset times an "
+                         f"AdapterClassifier, got {model_cfg.get('type')}")
+    model_cfg.clip = clip
+    model_cfg.pop('class_names', None)
+    model = MODELS.build(model_cfg)
+    model.set_class_names(class_names(setting['classes']))
+    return model.to(setting['device'])
+
+
+def few_shot_split(model: nn.Module, setting: dict, shots: int,
+                   seed: int) -> tuple:
+    """``shots`` random images of each class (in random order) and their
+    labels."""
+    images, _ = random_inputs(model, setting['classes'] * shots, setting, seed)
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(setting['classes']).repeat_interleave(shots)
+    labels = labels[torch.randperm(len(labels), generator=gen)]
+    return images, labels.to(setting['device'])
+
+
+def extract(model: nn.Module, images: torch.Tensor,
+            batch: int) -> torch.Tensor:
+    """Raw features ``(N, D)`` of ``images``, as ``FeatureCacheHook``
+    extracts them."""
+    return torch.cat([
+        model.extract_features(images[i:i + batch])
+        for i in range(0, len(images), batch)
+    ])
+
+
+def coop_epoch(model: nn.Module, optimizer, images: torch.Tensor,
+               labels: torch.Tensor, batch: int) -> float:
+    """One training epoch of CoOp (the runner's steps: forward, loss,
+    backward, SGD) over the split; returns the last loss."""
+    model.train()
+    loss = None
+    for i in range(0, len(images), batch):
+        optimizer.zero_grad()
+        loss = loss_of(model, images[i:i + batch], labels[i:i + batch])
+        loss.backward()
+        optimizer.step()
+    return float(loss)
+
+
+def fit_on_features(model: nn.Module, setting: dict, train: FeatureSet,
+                    val: FeatureSet) -> dict:
+    """What ``AdapterTrainLoop`` does on cached features: a fresh adapter's
+    fit, ``adapter_epochs`` epochs of its loss on batches of the cached
+    training features (``adapter_optimizer``), its search on ``val``;
+    returns what was chosen."""
+    model.adapter = MODELS.build(setting['adapter_cfg'])
+    if hasattr(model.adapter, 'set_logit_scale'):
+        model.adapter.set_logit_scale(model.clip.logit_scale.detach())
+    model.adapter.to(setting['device'])
+    chosen = dict(model.fit(train, val))
+    epochs = setting.get('adapter_epochs', 0)
+    if epochs and model.adapter.trainable:
+        params = [p for p in model.adapter.parameters() if p.requires_grad]
+        optimizer_cfg = dict(setting['adapter_optimizer'])
+        optimizer = getattr(torch.optim,
+                            optimizer_cfg.pop('type'))(params, **optimizer_cfg)
+        batch = setting.get('adapter_batch', 256)
+        gen = torch.Generator().manual_seed(setting['seed'])
+        features, labels = train.features, train.labels
+        for epoch in range(epochs):
+            view = features[epoch % len(features)]
+            order = torch.randperm(len(labels), generator=gen)
+            for i in range(0, len(order), batch):
+                idx = order[i:i + batch]
+                optimizer.zero_grad()
+                model.adapter.loss(view[idx], labels[idx],
+                                   model.text_features())['loss'].backward()
+                optimizer.step()
+    chosen.update(model.search(val))
+    return chosen
+
+
+def run_features(setting: dict) -> dict:
+    """A method on cached features against one CoOp epoch on the same
+    split: the features extracted once (timed), then per round one CoOp
+    epoch and the method on the features, interleaved."""
+    torch.set_num_threads(setting['threads'])
+    coop, _ = build_model(pair_setting(setting, 'baseline'))
+    model = build_feature_model(setting, coop.clip)
+    cfg = Config.fromfile(setting['config'])
+    cfg.merge_from_dict(setting['cfg_options'])
+    setting = dict(setting, adapter_cfg=cfg.model.adapter.to_dict())
+    shots, batch = setting['shots'], setting['train_batch']
+    images, labels = few_shot_split(coop, setting, shots, setting['seed'])
+    val_images, val_labels = few_shot_split(coop, setting, min(shots, 4),
+                                            setting['seed'] + 1)
+    views = setting.get('views', 1)
+    name = setting['name']
+    print_log(
+        f'{name}: extracting the features of {len(images)} training images '
+        f'({views} view(s)) and {len(val_images)} val images...',
+        logger='current')
+    _sync(setting['device'])
+    start = time.perf_counter()
+    train = FeatureSet(
+        torch.stack([extract(model, images, 64) for _ in range(views)]),
+        labels.cpu(), 'train')
+    val = FeatureSet(
+        extract(model, val_images, 64)[None], val_labels.cpu(), 'val')
+    _sync(setting['device'])
+    extraction = time.perf_counter() - start
+    sgd = torch.optim.SGD([p for p in coop.parameters() if p.requires_grad],
+                          **SGD)
+    for _ in range(setting['warmup']):
+        coop_epoch(coop, sgd, images, labels, batch)
+        fit_on_features(model, setting, train, val)
+    seconds = dict(baseline=[], model=[])
+    chosen = None
+    for r in range(setting['steps']):
+        for path in PAIR_PATHS[::-1]:  # CoOp first
+            _sync(setting['device'])
+            start = time.perf_counter()
+            if path == 'baseline':
+                coop_epoch(coop, sgd, images, labels, batch)
+            else:
+                chosen = fit_on_features(model, setting, train, val)
+            _sync(setting['device'])
+            seconds[path].append(time.perf_counter() - start)
+        print_log(
+            f"{name} round {r + 1}: CoOp epoch {seconds['baseline'][-1]:.3g}"
+            f" s, {type(model.adapter).__name__} "
+            f"{seconds['model'][-1]:.3g} s",
+            logger='current')
+    speedups = [b / m for b, m in zip(seconds['baseline'], seconds['model'])]
+    return dict(
+        setting,
+        arch=coop.clip.arch,
+        method=type(model.adapter).__name__,
+        baseline_method=type(coop.head).__name__,
+        threads=torch.get_num_threads(),
+        images=len(images),
+        val_images=len(val_images),
+        extraction_s=extraction,
+        seconds=seconds,
+        median_s={
+            k: statistics.median(v)
+            for k, v in seconds.items()
+        },
+        round_speedups=speedups,
+        speedup=statistics.median(speedups),
+        chosen={
+            k: v
+            for k, v in (chosen or {}).items()
+        })
+
+
+def _features_table(records: List[dict]) -> List[str]:
+    lines = [
+        '| setting | K | shots | train images | features once (s) | '
+        'CoOp epoch (s) | method on features (s) | speed-up | per round | '
+        'chosen |', '|---|--:|--:|--:|--:|--:|--:|---|---|---|'
+    ]
+    for r in records:
+        chosen = ', '.join(f"{k} {v['value']:.4g} ({v['split']})"
+                           for k, v in r['chosen'].items()
+                           if isinstance(v.get('value'), (int, float)))
+        lines.append(
+            f"| `{r['name']}`: {r['title']} | {r['classes']} | "
+            f"{r['shots']} | {r['images']} | {r['extraction_s']:.3g} | "
+            f"{r['median_s']['baseline']:.3g} | {r['median_s']['model']:.3g}"
+            f" | {r['speedup']:.1f}× | {_range(r['round_speedups'])} | "
+            f'{chosen} |')
+    return lines
+
+
+# ----------------------------------------------------------------------
 # reporting
 # ----------------------------------------------------------------------
 def machine() -> dict:
@@ -1118,6 +1326,10 @@ def markdown(records: List[dict], info: dict) -> str:
     """The results as markdown: where and how they were measured, the
     comparison table (of the two paths of one model), the table of the
     comparisons of two models, and every timed step's seconds."""
+    features = [r for r in records if r.get('kind') == 'features']
+    records = [r for r in records if r.get('kind') != 'features']
+    if not records:
+        return _features_header(features, info)
     first = records[0]
     load = info.get('load_average')
     singles = [r for r in records if not r.get('baseline')]
@@ -1191,7 +1403,24 @@ def markdown(records: List[dict], info: dict) -> str:
         if singles:
             lines.append('')
         lines += _pair_table(pairs)
-    return '\n'.join(lines + [''] + steps)
+    text = '\n'.join(lines + [''] + steps)
+    if features:
+        text += '\n\n' + _features_header(features, info)
+    return text
+
+
+def _features_header(records: List[dict], info: dict) -> str:
+    """The table of the methods on cached features, with where and how it
+    was measured."""
+    first = records[0]
+    load = info.get('load_average')
+    header = (
+        f"Measured {info['date']} on {info['cpu']} ({info['nproc']} cores"
+        f"{f', load {load:.1f} at the end' if load is not None else ''}), "
+        f"{first['device']}, {first['threads']} torch threads, torch "
+        f"{info['torch']}, {'pretrained' if first['pretrained'] else 'random'}"
+        f" weights, {first['arch']}; {first['steps']} rounds, medians.")
+    return '\n'.join([header, ''] + _features_table(records))
 
 
 def _pair_names(record: dict) -> Dict[str, str]:
@@ -1268,7 +1497,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     records, failed = [], []
     for setting in settings_of(args):
         try:
-            if setting.get('baseline'):
+            if setting.get('kind') == 'features':
+                record = run_features(setting)
+            elif setting.get('baseline'):
                 record = run_pair(setting, args.isolate, not args.skip_check)
             else:
                 record = run_setting(setting, args.paths, args.isolate,
