@@ -83,6 +83,9 @@ class AdapterTrainLoop(EpochBasedTrainLoop):
                 'num_workers=0): each epoch reads another view of the '
                 'cached features')
         self.choices: Dict[str, Any] = {}
+        # The parameters the optimizer is built with (next, by the runner):
+        # fit() and a checkpoint's load may replace those the data sizes.
+        self._built_with = dict(self.model.named_parameters())
 
     @property
     def model(self):
@@ -139,10 +142,37 @@ class AdapterTrainLoop(EpochBasedTrainLoop):
             if val_dataset is not None:
                 val = self._feature_set(val_dataset, 'val')
             self._record('fit', model.fit(train, val))
+        self._replace_in_optimizer(self._built_with,
+                                   dict(model.named_parameters()))
         if is_model_wrapper(self.runner.model) and adapter.trainable:
             # DDP sized its buckets for the parameters before fit().
             self.runner.model = self.runner.wrap_model(
                 self.runner.cfg.get('model_wrapper_cfg'), model)
+
+    def _replace_in_optimizer(self, before: dict, after: dict) -> None:
+        """Point the optimizer at the parameters ``fit`` created in place
+        of those it was built with (a parameter whose size the data sets
+        is a new tensor: resizing one in place breaks autograd once DDP
+        has hooked it)."""
+        swap = {
+            id(before[name]): param
+            for name, param in after.items()
+            if name in before and before[name] is not param
+        }
+        if not swap:
+            return
+        wrapper = self.runner.optim_wrapper
+        wrappers = wrapper.values() if hasattr(wrapper,
+                                               'values') else [wrapper]
+        for optim in wrappers:
+            optimizer = optim.optimizer
+            for group in optimizer.param_groups:
+                old = group['params']
+                group['params'] = [swap.get(id(p), p) for p in old]
+                for p, q in zip(old, group['params']):
+                    if p is not q and p in optimizer.state:
+                        # a resumed run's optimizer state goes along
+                        optimizer.state[q] = optimizer.state.pop(p)
 
     def search(self) -> None:
         """The adapter's search (step 4)."""

@@ -4,6 +4,7 @@ Tip-Adapter-F, CLIP-Adapter, the linear probes)."""
 from typing import Any, Dict, Optional
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
@@ -105,12 +106,17 @@ class BaseAdapter(BaseModule):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Tensors whose size the data sets (a cache of N·K entries) are
         # empty until fitted: they take the checkpoint's shape.
-        for name, tensor in list(self._parameters.items()) + list(
-                self._buffers.items()):
-            saved = state_dict.get(prefix + name)
-            if tensor is not None and tensor.numel() == 0 and isinstance(
-                    saved, torch.Tensor) and saved.shape != tensor.shape:
-                tensor.data = tensor.data.new_zeros(saved.shape)
+        # New tensors, not resized ones (see AdapterTrainLoop.fit).
+        for table in (self._parameters, self._buffers):
+            for name, tensor in list(table.items()):
+                saved = state_dict.get(prefix + name)
+                if tensor is None or tensor.numel() or not isinstance(
+                        saved, torch.Tensor) or saved.shape == tensor.shape:
+                    continue
+                new = tensor.detach().new_zeros(saved.shape)
+                if table is self._parameters:
+                    new = nn.Parameter(new, requires_grad=tensor.requires_grad)
+                table[name] = new
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

@@ -172,7 +172,9 @@ class TipAdapter(BaseAdapter):
         features = train.features.to(self.dtype)  # (V, N, D)
         keys = features.mean(0)
         keys = keys / keys.norm(dim=-1, keepdim=True)
-        self.cache_keys.data = keys.contiguous()
+        # A new parameter, not a resized one (see AdapterTrainLoop.fit).
+        self.cache_keys = nn.Parameter(
+            keys.contiguous(), requires_grad=self.finetune)
         self.cache_values = one_hot(train.labels, text.shape[0]).to(self.dtype)
         self.alpha.fill_(self.alpha_init)
         self.beta.fill_(self.beta_init)
