@@ -4,6 +4,7 @@ when what made it changes, never silently read from a stale or foreign
 file; the views in dataset order; the protocol guard of the adapter loop."""
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -344,3 +345,20 @@ def test_training_free_saves_its_cache(tree, tmp_path):
     assert not runner.model.adapter.trainable
     state = torch.load(tmp_path / 'epoch_1.pth', weights_only=False)
     assert state['state_dict']['adapter.cache_keys'].shape == (12, 64)
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(tree, tmp_path):
+    """--resume of Tip-Adapter-F: the loaded keys take the checkpoint's
+    size as a new parameter, the optimizer and its state follow them."""
+    cache = tmp_path / 'cache'
+    whole = train(config(tree, tmp_path / 'whole', cache))
+    # Killed after epoch 1: resumed from that epoch's checkpoint.
+    (tmp_path / 'resumed').mkdir()
+    shutil.copy(tmp_path / 'whole' / 'epoch_1.pth', tmp_path / 'resumed')
+    cfg = config(tree, tmp_path / 'resumed', cache)
+    cfg.resume = True
+    cfg.load_from = str(tmp_path / 'resumed' / 'epoch_1.pth')
+    resumed = train(cfg)
+    keys = resumed.model.adapter.cache_keys
+    assert keys in resumed.optim_wrapper.optimizer.state
+    torch.testing.assert_close(keys, whole.model.adapter.cache_keys)

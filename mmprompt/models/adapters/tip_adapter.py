@@ -221,10 +221,14 @@ class TipAdapter(BaseAdapter):
 
     def loss(self, features: torch.Tensor, labels: torch.Tensor,
              text: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Tip-Adapter-F's loss: cross-entropy of the logits at the current
-        α, β, computed in the adapter's precision (fp16 for
-        ``precision='fp16'``, as the original)."""
-        return dict(loss=F.cross_entropy(self(features, text), labels))
+        """Tip-Adapter-F's loss: cross-entropy of the logits at the
+        INITIAL α, β (the searched ones are for inference), computed in the
+        adapter's precision (fp16 for ``precision='fp16'``, as the
+        original)."""
+        self._check_fitted(text)
+        logits = self.logits(
+            self.normalize(features), text, self.alpha_init, self.beta_init)
+        return dict(loss=F.cross_entropy(logits, labels))
 
     @torch.no_grad()
     def search_accuracy(self, data: FeatureSet,
