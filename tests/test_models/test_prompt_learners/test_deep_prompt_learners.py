@@ -262,3 +262,22 @@ def test_a_checkpoint_of_another_method_is_refused(vit):
             r'a IVLPPromptLearner; the model has a '
             r'MaPLePromptLearner'):
         checkpoint_filter_fn(original, maple)
+
+
+@pytest.mark.parametrize('pool', ['avg', 'attention'])
+def test_vision_prompts_on_a_tower_pooled_elsewhere_are_refused(pool):
+    """A ViT that averages its tokens or pools them by attention would pool
+    the prompts too: refused when the learner is built."""
+    torch.manual_seed(0)
+    clip = OpenCLIP('mmprompt-tiny-vit', pretrained=None)
+    visual = clip.model.visual
+    if pool == 'avg':
+        visual.pool_type = 'avg'
+        reason = "pools with 'avg'"
+    else:
+        visual.attn_pool = torch.nn.Identity()
+        reason = 'pools with attention'
+    with pytest.raises(ValueError, match=f'{reason}, not at the class token'):
+        build(clip, type='MaPLePromptLearner', depth=2)
+    # text-only deep prompts do not touch the image tower
+    build(clip, type='DeepLanguagePromptLearner', text_depth=2)
