@@ -184,6 +184,68 @@ def prograd_options(dataset: str, shots: int) -> Dict[str, Any]:
     return {}
 
 
+def tip_adapter_f_epochs(dataset: str, shots: int) -> int:
+    """Tip-Adapter-F's configs/<dataset>.yaml: 20 epochs, EuroSAT 100."""
+    return 100 if dataset == 'eurosat' else 20
+
+
+def training_free_epochs(dataset: str, shots: int) -> int:
+    """A training-free method: fitted before one epoch without iterations
+    (``AdapterTrainLoop(max_epochs=0)``, checkpoint ``epoch_1.pth``)."""
+    return 0
+
+
+#: Tip-Adapter's configs/<dataset>.yaml: search_scale [beta_max,
+#: alpha_max] and init_alpha (init_beta is 1 everywhere).
+TIP_ADAPTER_SETTINGS = {
+    'imagenet': (7, 3, 1.17),
+    'caltech101': (12, 5, 3.0),
+    'dtd': (13, 13, 2.0),
+    'eurosat': (12, 10, 2.0),
+    'fgvc-aircraft': (30, 30, 5.0),
+    'food101': (10, 10, 1.17),
+    'oxford-flowers': (50, 50, 10.0),
+    'oxford-pets': (7, 3, 1.17),
+    'stanford-cars': (20, 10, 3.0),
+    'sun397': (12, 10, 1.17),
+    'ucf101': (7, 3, 3.0),
+}
+
+
+def tip_adapter_options(dataset: str, shots: int) -> Dict[str, Any]:
+    """Tip-Adapter's per-dataset settings: its initial alpha, its search
+    grid on the val features, the dataset's template (ImageNet: the 7
+    templates; no val split, so no search: the original searched on the
+    test set). A dataset of one's own keeps the config's."""
+    if dataset not in TIP_ADAPTER_SETTINGS:
+        return {}
+    beta_max, alpha_max, alpha = TIP_ADAPTER_SETTINGS[dataset]
+    options = {'model.adapter.alpha': alpha}
+    if dataset == 'imagenet':
+        options.update({
+            'model.text.templates': 'imagenet-7',
+            'model.adapter.search': None,
+            'train_cfg.search_split': 'train',
+        })
+    else:
+        options.update({
+            'model.text.templates': DATASETS[dataset].type,
+            'model.adapter.search.alpha_max': float(alpha_max),
+            'model.adapter.search.alpha_steps': 20,
+            'model.adapter.search.beta_max': float(beta_max),
+            'model.adapter.search.beta_steps': 200,
+            'train_cfg.search_split': 'val',
+        })
+    return options
+
+
+def tip_adapter_free_options(dataset: str, shots: int) -> Dict[str, Any]:
+    """Training-free Tip-Adapter: Tip-Adapter-F's settings, keys frozen."""
+    return {
+        **tip_adapter_options(dataset, shots), 'model.adapter.finetune': False
+    }
+
+
 def maple_epochs(dataset: str, shots: int) -> int:
     """MaPLe's and IVLP's vit_b16_c2_ep5_batch4_*: 5 epochs everywhere."""
     return 5
@@ -196,9 +258,17 @@ EPOCHS = dict(
     kgcoop=kgcoop_epochs,
     prograd=prograd_epochs,
     maple=maple_epochs,
-    ivlp=maple_epochs)
+    ivlp=maple_epochs,
+    **{
+        'tip-adapter-f': tip_adapter_f_epochs,
+        'tip-adapter': training_free_epochs
+    })
 #: Methods' own settings as a function of (dataset, shots).
-METHOD_OPTIONS = dict(prograd=prograd_options)
+METHOD_OPTIONS = {
+    'prograd': prograd_options,
+    'tip-adapter-f': tip_adapter_options,
+    'tip-adapter': tip_adapter_free_options
+}
 #: Methods whose head takes the teacher's hand-written prompt from the
 #: dataset trained on (``model.head.templates``: the dataset's name, looked
 #: up in the method's own template table).
@@ -237,6 +307,8 @@ _TRANSFER = dict(
           '16shot-imagenet.py', 'coop-ctxinit'),
     cocoop=('cocoop/cocoop_vit-base-p16_clip-openai_1xb1-ep10_'
             '16shot-imagenet.py', 'cocoop'))
+_TIP_CONFIG = ('tip_adapter/tip-adapter-f_resnet50_clip-openai_1xb256-ep20_'
+               '16shot-caltech101.py')
 PROTOCOLS = {
     # CoOp's few-shot curves (RN50 in the paper); COOP.md's example config.
     'fewshot':
@@ -245,7 +317,13 @@ PROTOCOLS = {
             coop=('coop/coop_resnet50_clip-openai_1xb32-ep200_'
                   '16shot-caltech101.py', 'coop'),
             prograd=('prograd/prograd_resnet50_clip-openai_1xb32-ep100_'
-                     'base2new-4shot-oxford-pets.py', 'prograd')),
+                     'base2new-4shot-oxford-pets.py', 'prograd'),
+            # Tip-Adapter's own setting (RN50, 10 cached views); the
+            # training-free method from the same config, keys frozen.
+            **{
+                'tip-adapter-f': (_TIP_CONFIG, 'tip-adapter-f'),
+                'tip-adapter': (_TIP_CONFIG, 'tip-adapter')
+            }),
         data='{shots}shot-{dataset}',
         shots=SHOTS),
     # CoCoOp Table 1, with CoOp as the CoCoOp paper runs it (ctxv1).
@@ -282,7 +360,8 @@ PROTOCOLS = {
         datasets=('imagenet', ),
         targets=DG_TARGETS),
 }
-METHODS = ('coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp')
+METHODS = ('coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp',
+           'tip-adapter-f', 'tip-adapter')
 #: Protocols that train the same model: a sweep reuses the other's.
 SAME_TRAINING = {'cross-dataset': 'dg', 'dg': 'cross-dataset'}
 
@@ -338,10 +417,20 @@ def subsample_size(dataset: Dataset, classes: str) -> int:
         new=dataset.num_classes - base)[classes]
 
 
-def dataset_options(loader: str, dataset: Dataset,
-                    classes: str) -> Dict[str, Any]:
+def dataset_key(loader: str, on_features: bool = False) -> str:
+    """Where ``<loader>_dataloader``'s image dataset is: its ``dataset``,
+    or the image dataset a ``CachedFeatureDataset`` wraps (methods on
+    cached features: Tip-Adapter, the linear probes)."""
+    nested = 'dataset.' if on_features else ''
+    return f'{loader}_dataloader.dataset.{nested}'
+
+
+def dataset_options(loader: str,
+                    dataset: Dataset,
+                    classes: str,
+                    on_features: bool = False) -> Dict[str, Any]:
     """The options that point ``<loader>_dataloader`` at ``dataset``."""
-    prefix = f'{loader}_dataloader.dataset.'
+    prefix = dataset_key(loader, on_features)
     return {
         prefix + 'type': dataset.type,
         prefix + 'data_root': dataset.data_root,
@@ -361,7 +450,9 @@ def final_checkpoint(cfg) -> str:
     """The file name of the last checkpoint a config's training writes."""
     train_cfg = cfg.get('train_cfg') or {}
     if train_cfg.get('max_epochs') is not None:
-        return f'epoch_{train_cfg["max_epochs"]}.pth'
+        # AdapterTrainLoop(max_epochs=0) fits in one epoch without
+        # iterations: epoch_1.pth
+        return f'epoch_{max(train_cfg["max_epochs"], 1)}.pth'
     if train_cfg.get('max_iters') is not None:
         return f'iter_{train_cfg["max_iters"]}.pth'
     raise ValueError('train_cfg has neither max_epochs nor max_iters')
@@ -399,6 +490,14 @@ class Planner:
         self.algorithm = self.algorithm or args.method
         self.user_options = parse_cfg_options(args.cfg_options)
         self._cfg = None
+        #: The start config trains on cached features: its loaders' image
+        #: datasets are wrapped in a CachedFeatureDataset.
+        self.on_features = self._merged(
+            {}).train_dataloader.dataset.get('type') == 'CachedFeatureDataset'
+
+    def key(self, loader: str) -> str:
+        """The option prefix of ``loader``'s image dataset."""
+        return dataset_key(loader, self.on_features)
 
     def _merged(self, options: Dict[str, Any]):
         """The start config with ``options`` and the user's options."""
@@ -427,32 +526,36 @@ class Planner:
                 'dataset_type': dataset.type,
                 'data_root': dataset.data_root,
             }
-            options.update(dataset_options('train', dataset, classes))
+            nested = self.on_features
+            options.update(dataset_options('train', dataset, classes, nested))
             if has_val:
-                options.update(dataset_options('val', dataset, classes))
+                options.update(
+                    dataset_options('val', dataset, classes, nested))
             else:
                 options.update(
                     val_dataloader=None, val_evaluator=None, val_cfg=None)
-            options.update(dataset_options('test', dataset, classes))
+            options.update(dataset_options('test', dataset, classes, nested))
             if args.method in TEACHER_TEMPLATE_METHODS:
                 options['model.head.templates'] = dataset.type
         else:  # the config's own dataset, as it is
             dataset = None
             has_val = self._merged({}).get('val_dataloader') is not None
             options = {
-                f'{loader}_dataloader.dataset.subsample_classes': classes
+                self.key(loader) + 'subsample_classes': classes
                 for loader in ('train', 'val', 'test')
                 if has_val or loader != 'val'
             }
-        options['train_dataloader.dataset.num_shots'] = shots
+        options[self.key('train') + 'num_shots'] = shots
         if has_val:
-            options['val_dataloader.dataset.num_shots'] = shots
+            options[self.key('val') + 'num_shots'] = shots
         if not args.demo:  # the demo keeps its config's 10 epochs
             epochs = EPOCHS[args.method](dataset_name, shots)
+            # 0: a training-free method, fitted in one epoch without
+            # iterations
             options.update({
                 'train_cfg.max_epochs': epochs,
-                'train_cfg.val_interval': epochs,
-                'param_scheduler.T_max': epochs,
+                'train_cfg.val_interval': max(epochs, 1),
+                'param_scheduler.T_max': max(epochs, 1),
             })
         if args.method in METHOD_OPTIONS:
             options.update(METHOD_OPTIONS[args.method](dataset_name, shots))
@@ -460,8 +563,9 @@ class Planner:
             options['model.clip.arch'] = BACKBONES[backbone]
         try:
             cfg = self._merged(options)
-            if dataset is not None:
-                # The original's drop_last = len(dataset) >= batch_size.
+            if dataset is not None and not self.on_features:
+                # The original's drop_last = len(dataset) >= batch_size
+                # (the methods on features keep their config's).
                 n_train = subsample_size(dataset, classes) * shots
                 options['train_dataloader.drop_last'] = (
                     n_train >= cfg.train_dataloader.batch_size)
@@ -478,8 +582,10 @@ class Planner:
             names = {a: name for name, a in BACKBONES.items()}
             backbone = names.get(arch, arch.lower())
         data = protocol.data.format(shots=shots, dataset=dataset_name)
-        name = (f'{self.algorithm}_{backbone}_clip-openai_1xb{batch}-'
-                f'ep{epochs}_{data}')
+        # A training-free method has no schedule in its name, as its
+        # model-zoo configs.
+        schedule = f'1xb{batch}-ep{epochs}_' if epochs else ''
+        name = f'{self.algorithm}_{backbone}_clip-openai_{schedule}{data}'
         record = dict(
             protocol=args.protocol,
             method=args.method,
@@ -536,22 +642,22 @@ class Planner:
         train_dir = self.folder(run.dataset, run.name, seed)
         seeds = {
             'randomness.seed': seed,
-            'train_dataloader.dataset.seed': seed,
+            self.key('train') + 'seed': seed,
         }
         if run.has_val:
-            seeds['val_dataloader.dataset.seed'] = seed
+            seeds[self.key('val') + 'seed'] = seed
         options = {**seeds, **run.options}
         record = dict(run.record, seed=seed)
         # (folder, extra test options, evaluated dataset, classes)
         tests = [(train_dir, {}, run.dataset, self.protocol.classes)]
         if self.protocol.classes == 'base':
             folder = self.folder(run.dataset, f'{run.name}_new', seed)
-            new = {'test_dataloader.dataset.subsample_classes': 'new'}
+            new = {self.key('test') + 'subsample_classes': 'new'}
             tests.append((folder, new, run.dataset, 'new'))
         for target in targets:
             dataset = {**DATASETS, **TEST_DATASETS}[target]
             folder = self.folder(target, f'{run.name}-to-{target}', seed)
-            extra = dataset_options('test', dataset, 'all')
+            extra = dataset_options('test', dataset, 'all', self.on_features)
             tests.append((folder, extra, target, 'all'))
         job = Job(f'{self.args.protocol}/{run.dataset}/{run.name}/'
                   f'seed{seed}')

@@ -7,3 +7,4 @@ _base_ = './tip-adapter-f_resnet50_clip-openai_1xb256-ep20_16shot-imagenet.py'
 
 model = dict(adapter=dict(finetune=False))
 train_cfg = dict(max_epochs=0, val_interval=1)
+param_scheduler = dict(T_max=1)  # never stepped

@@ -203,6 +203,55 @@ def test_dry_run_fewshot_schedule_and_backbones(capsys, tmp_path):
             for c in trains} == {'RN50', 'ViT-B-32'}
 
 
+def test_dry_run_fewshot_tip_adapter(capsys, tmp_path):
+    """Tip-Adapter(-F): the wrapped image datasets get the data options,
+    each dataset its configs/<dataset>.yaml settings, no drop_last rule;
+    training-free runs save epoch_1.pth and have no schedule in their
+    names; ImageNet (no val split) searches nothing."""
+    base = ['--seeds', '2', '--work-dir', str(tmp_path), '--dry-run']
+    assert run_sweep.main([
+        'fewshot', '--method', 'tip-adapter-f', '--datasets', 'eurosat',
+        'imagenet', '--shots', '4'
+    ] + base) == 0
+    cmds = commands(capsys.readouterr().out)
+    trains = [c for c in cmds if c[1].endswith('train.py')]
+    assert [work_dir(c).parent.name for c in trains] == [
+        'tip-adapter-f_resnet50_clip-openai_1xb256-ep100_4shot-eurosat',
+        'tip-adapter-f_resnet50_clip-openai_1xb256-ep20_4shot-imagenet',
+    ]
+    eurosat, imagenet = options(trains[0]), options(trains[1])
+    for key in ('type', 'data_root', 'num_shots', 'seed'):
+        assert f'train_dataloader.dataset.dataset.{key}' in eurosat
+        assert f'val_dataloader.dataset.dataset.{key}' in eurosat
+        assert f'train_dataloader.dataset.{key}' not in eurosat
+    assert eurosat['train_dataloader.dataset.dataset.num_shots'] == '4'
+    assert eurosat['val_dataloader.dataset.dataset.seed'] == '2'
+    assert 'train_dataloader.drop_last' not in eurosat
+    assert eurosat['model.adapter.alpha'] == '2.0'
+    assert eurosat['model.adapter.search.beta_max'] == '12.0'
+    assert eurosat['model.adapter.search.alpha_max'] == '10.0'
+    assert eurosat['model.text.templates'] == 'EuroSAT'
+    assert eurosat['train_cfg.search_split'] == 'val'
+    assert imagenet['model.adapter.search'] == 'None'
+    assert imagenet['train_cfg.search_split'] == 'train'
+    assert imagenet['val_cfg'] == 'None'
+    assert imagenet['model.text.templates'] == 'imagenet-7'
+    tests = [c for c in cmds if c[1].endswith('test.py')]
+    assert tests[0][3].endswith('epoch_100.pth')
+
+    assert run_sweep.main(
+        ['fewshot', '--method', 'tip-adapter', '--datasets', 'dtd'] + base +
+        ['--shots', '1']) == 0
+    cmds = commands(capsys.readouterr().out)
+    train, test = cmds
+    assert work_dir(train).parent.name == \
+        'tip-adapter_resnet50_clip-openai_1shot-dtd'
+    assert options(train)['model.adapter.finetune'] == 'False'
+    assert options(train)['train_cfg.max_epochs'] == '0'
+    assert options(train)['train_cfg.val_interval'] == '1'
+    assert test[3].endswith('epoch_1.pth')
+
+
 def test_dry_run_cross_dataset(capsys, tmp_path):
     assert run_sweep.main([
         'cross-dataset', '--seeds', '3', '--work-dir',
@@ -255,7 +304,8 @@ def test_planning_errors(capsys, tmp_path):
 def _model_zoo_training_configs():
     """Model-zoo configs of the trained methods, from the metafiles."""
     found = []
-    for method in ('coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp'):
+    for method in ('coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp',
+                   'tip_adapter'):
         meta = (REPO_ROOT / 'configs' / method / 'metafile.yml').read_text()
         found += re.findall(r'Config: (configs/\S+\.py)', meta)
     return sorted(set(found))
@@ -277,6 +327,14 @@ def test_sweep_runs_are_the_model_zoo_configs(capsys, tmp_path):
         ['base2new', '--method', 'prograd'],
         ['base2new', '--method', 'maple'],
         ['base2new', '--method', 'ivlp'],
+        [
+            'fewshot', '--method', 'tip-adapter-f', '--shots', '16',
+            '--backbone', 'resnet50'
+        ],
+        [
+            'fewshot', '--method', 'tip-adapter', '--datasets', 'imagenet',
+            '--shots', '16'
+        ],
         ['cross-dataset', '--method', 'coop'],
         ['cross-dataset', '--method', 'cocoop'],
         ['dg', '--method', 'coop'],
