@@ -110,9 +110,12 @@ class CachedFeatureDataset(Dataset):
 
     def cache_key(self, view: int) -> Dict[str, Any]:
         """Everything about the data that changes the features of view
-        ``view``: the dataset (type, root, split file, split, shots, seed,
-        classes, a hash of its items), the pipeline (its config, else its
-        repr), the view and the augmentation seed."""
+        ``view``: the dataset (type, root, split file, split, classes, a
+        hash of its items' paths and labels, which the shots, seed and
+        base/new selection decide), the pipeline (its config, else its
+        repr), the view and the augmentation seed. The shots and seed are
+        not part of it themselves: the whole test split is the same for
+        every shot count and seed, and is extracted once for all."""
         inner = self.dataset
         items = [(str(inner.get_data_info(i).get('img_path')),
                   int(self.labels[i])) for i in range(len(inner))]
@@ -127,9 +130,6 @@ class CachedFeatureDataset(Dataset):
             data_root=osp.abspath(data_root) if data_root else None,
             ann_file=str(getattr(inner, 'ann_file', '')),
             split=self.split,
-            num_shots=getattr(inner, 'num_shots', None),
-            dataset_seed=getattr(inner, 'seed', None),
-            subsample_classes=getattr(inner, 'subsample_classes', None),
             classes=list(self.metainfo.get('classes', ())),
             items=digest,
             num_items=len(inner),

@@ -362,3 +362,21 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tree, tmp_path):
     keys = resumed.model.adapter.cache_keys
     assert keys in resumed.optim_wrapper.optimizer.state
     torch.testing.assert_close(keys, whole.model.adapter.cache_keys)
+
+
+def test_test_split_extracted_once_for_every_shot_count(tree, tmp_path):
+    """The key is the items, not the shots and seed that chose them: the
+    whole test split is one file for every few-shot run."""
+    cache = tmp_path / 'cache'
+    runners = []
+    for shots in (2, 1):
+        cfg = config(tree, tmp_path / f'{shots}shot', cache, epochs=0)
+        for loader in ('train_dataloader', 'val_dataloader'):
+            cfg[loader].dataset.dataset.num_shots = shots
+        runner = train(cfg)
+        assert extracted(runner) == 3 + 1  # its own training and val sets
+        runner.test()
+        runners.append(runner)
+    assert extracted(runners[0]) == 4 + 1
+    assert extracted(runners[1]) == 4 + 0
+    assert len(runners[1].train_dataloader.dataset) == 3  # 1 shot x 3
