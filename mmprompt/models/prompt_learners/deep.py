@@ -121,7 +121,7 @@ class DeepPromptLearner(BasePromptLearner):
                 f'fp16_rounding must be a bool, got {fp16_rounding!r}')
         super().__init__(
             clip, n_ctx=n_ctx, ctx_init=ctx_init, init_cfg=init_cfg)
-        self.fp16_rounding = fp16_rounding
+        self._fp16_rounding = fp16_rounding
 
     def _init_context(self, n_ctx: int, ctx_init: str, csc: bool,
                       num_classes: Optional[int]) -> Tuple[torch.Tensor, str]:
@@ -164,6 +164,13 @@ class DeepPromptLearner(BasePromptLearner):
             n_ctx=self.n_ctx + self.n_fixed,
             name_lengths=tokens.name_lengths,
             version=tokens.version)
+
+    @property
+    def fp16_rounding(self) -> bool:
+        """Whether the injected prompts are rounded as the originals'. A
+        property, so a checkpoint's record of its learner leaves it out: a
+        prompt trained with the rounding loads into a model without it."""
+        return self._fp16_rounding
 
     @property
     def rows_dtype(self) -> Optional[torch.dtype]:
@@ -432,9 +439,11 @@ class VPTDeepPromptLearner(_VisionTokens, BaseModule):
             raise TypeError(
                 f'fp16_rounding must be a bool, got {fp16_rounding!r}')
         object.__setattr__(self, 'clip', clip)
-        self.fp16_rounding = fp16_rounding
+        self._fp16_rounding = fp16_rounding
         self._build_vision(clip, n_vision_ctx, vision_depth,
                            'VPT-deep prompts')
+
+    fp16_rounding = DeepPromptLearner.fp16_rounding
 
     @property
     def rows_dtype(self) -> Optional[torch.dtype]:

@@ -281,3 +281,23 @@ def test_vision_prompts_on_a_tower_pooled_elsewhere_are_refused(pool):
         build(clip, type='MaPLePromptLearner', depth=2)
     # text-only deep prompts do not touch the image tower
     build(clip, type='DeepLanguagePromptLearner', text_depth=2)
+
+
+def test_the_rounding_is_not_part_of_the_checkpoint_record(vit):
+    """fp16_rounding changes the computation, not the prompt: a checkpoint
+    trained with it loads into a model without it."""
+    learner = dict(type='IVLPPromptLearner', text_depth=2, vision_depth=2)
+    rounded = head_model(vit, learner)
+    plain = head_model(vit, dict(learner, fp16_rounding=False))
+    assert plain.head.prompt_learner.rows_dtype is None
+    assert rounded.head.prompt_learner.rows_dtype == torch.float16
+    checkpoint = dict(meta=dict(), state_dict=rounded.state_dict())
+    record_trained_on(checkpoint, rounded)
+    assert 'fp16_rounding' not in checkpoint['meta']['trained_on'][
+        'prompt_learner']
+    assert checkpoint['meta']['trained_on']['prompt_learner'][
+        'vision_depth'] == 2
+    check_trained_on(checkpoint, plain, 'ivlp.pth')
+    deeper = head_model(vit, dict(learner, text_depth=1))
+    with pytest.raises(CheckpointMismatchError, match='text_depth: 2'):
+        check_trained_on(checkpoint, deeper, 'ivlp.pth')
