@@ -29,6 +29,18 @@ passes (KL then CE, the gradients cloned in between) before
 (the same CLIP, the student's image features) and ``ProGradOptimWrapper``.
 Both paths must give the same logits, losses and projected gradients.
 
+For MaPLe and PromptSRC (deep prompts in both towers) the straightforward
+path runs the deep text prompts in every class's 77-token prompt
+(``PlainTextEncoder(cut_after_eot=False)``, the original's per-class copies
+and their fp16-rounded gradients); for PromptSRC it also holds the
+original's second frozen CLIP (:class:`OriginalZeroShotCLIP`: a copy of the
+model's, whose image tower runs every step without prompts and whose text
+features of the 60 templates are computed once), where mmprompt's path
+runs the one frozen CLIP without prompts. Their gradients agree to the fp16
+rounding of the deep prompts' copies (``rtol`` 2^-9: the prefix-cached
+encoder rounds a deep text prompt's gradient once per group, the original
+once per class).
+
 A preset of ``kind='features'`` times a method on cached CLIP features
 (an ``AdapterClassifier``: the linear probe's fit with its C search, an
 adapter's fit, training epochs and search) against one training epoch of
@@ -51,7 +63,9 @@ Examples:
     python tools/analysis_tools/benchmark.py --preset cocoop-train-m4
     python tools/analysis_tools/benchmark.py --preset kgcoop-train
     python tools/analysis_tools/benchmark.py --preset prograd-train
+    python tools/analysis_tools/benchmark.py --preset promptsrc-train
     python tools/analysis_tools/benchmark.py --preset linear-probe-fit
+    python tools/analysis_tools/benchmark.py --preset tip-adapter-f-train
     python tools/analysis_tools/benchmark.py --preset all --markdown
     python tools/analysis_tools/benchmark.py configs/coop_vit-b16.py \\
         --classes 100 --batch 32 --images 200 --mode test --out res.json
@@ -85,7 +99,7 @@ from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
 from mmprompt.engine import ProGradOptimWrapper, prograd_project
 from mmprompt.models import (CoCoOpHead, CoOpHead, PlainTextEncoder,
-                             ProGradHead, TextFeatureBank)
+                             ProGradHead, PromptSRCHead, TextFeatureBank)
 from mmprompt.registry import MODELS
 from mmprompt.utils import FeatureSet
 
@@ -186,6 +200,56 @@ PRESETS: Dict[str, dict] = {
         warmup=1,
         steps=5,
         speed_target=3.0),
+    # Issue 13: MaPLe's and PromptSRC's training step and evaluation
+    # against the originals' computation (deep text prompts in 77-token
+    # prompts per class; PromptSRC's second frozen CLIP as the zero-shot
+    # teacher). ViT-B/16, random weights, 50 classes, batch 4.
+    'maple-train':
+    dict(
+        config='configs/_base_/models/maple.py',
+        title='MaPLe ViT-B/16, 2 tokens, depth 9',
+        mode='train',
+        classes=50,
+        train_batch=4,
+        warmup=1,
+        steps=5,
+        rtol=2**-9,
+        speed_target=2.0,
+        memory_target=1.0),
+    'maple-eval':
+    dict(
+        config='configs/_base_/models/maple.py',
+        title='MaPLe ViT-B/16, 2 tokens, depth 9',
+        mode='test',
+        classes=50,
+        images=20,
+        test_batch=4,
+        warmup=1,
+        steps=2,
+        rtol=2**-9),
+    'promptsrc-train':
+    dict(
+        config='configs/_base_/models/promptsrc.py',
+        title='PromptSRC ViT-B/16, IVLP 4+4, depth 9',
+        mode='train',
+        classes=50,
+        train_batch=4,
+        warmup=1,
+        steps=5,
+        rtol=2**-9,
+        speed_target=2.0,
+        memory_target=1.0),
+    'promptsrc-eval':
+    dict(
+        config='configs/_base_/models/promptsrc.py',
+        title='PromptSRC ViT-B/16, IVLP 4+4, depth 9',
+        mode='test',
+        classes=50,
+        images=20,
+        test_batch=4,
+        warmup=1,
+        steps=2,
+        rtol=2**-9),
     # Issue 15: the CoOp paper's linear probe (scikit-learn, its C search on
     # the val features: 7 + 2 x 8 fits) on cached features of a 16-shot
     # split, against one epoch of CoOp (M=16, batch 32) on the same images
@@ -200,6 +264,29 @@ PRESETS: Dict[str, dict] = {
         classes=10,
         shots=16,
         train_batch=32,
+        warmup=0,
+        steps=3),
+    # Issue 15: Tip-Adapter-F (the cache of 10 augmented views, 20 epochs
+    # of AdamW on the keys at batch 256, then the 200 x 20 alpha/beta
+    # search on the val features) on cached features of a 16-shot split,
+    # against one epoch of CoOp (M=16, batch 32) on the same images with
+    # the same frozen CLIP.
+    'tip-adapter-f-train':
+    dict(
+        kind='features',
+        config='configs/_base_/models/tip_adapter_f.py',
+        title='Tip-Adapter-F (cache, 20 epochs, alpha/beta search) vs one '
+        'CoOp epoch, ViT-B/16',
+        baseline=dict(config='configs/_base_/models/coop.py', title='CoOp'),
+        mode='train',
+        classes=10,
+        shots=16,
+        train_batch=32,
+        views=10,
+        adapter_epochs=20,
+        adapter_batch=256,
+        adapter_optimizer=dict(
+            type='AdamW', lr=0.001, eps=1e-4, weight_decay=0.01),
         warmup=0,
         steps=3),
 }
@@ -344,7 +431,8 @@ def settings_of(args: argparse.Namespace) -> List[dict]:
                 steps=3,
                 speed_target=None,
                 memory_target=None,
-                max_ratio=None), **base)
+                max_ratio=None,
+                rtol=RTOL), **base)
         setting['cfg_options'] = dict(
             base.get('cfg_options', {}), **(args.cfg_options or {}))
         if base.get('baseline'):
@@ -435,6 +523,11 @@ class Paths:
             self.settings['mmprompt']['teacher'] = None  # the head's own
             self.settings['straightforward']['teacher'] = OriginalTeacher(
                 model)
+        self.promptsrc = isinstance(head, PromptSRCHead)
+        if self.promptsrc:
+            self.settings['mmprompt']['zero_shot'] = None  # the same CLIP
+            self.settings['straightforward']['zero_shot'] = \
+                OriginalZeroShotCLIP(model)
         self.current: Optional[str] = None
         self._wrappers: Dict[int, ProGradOptimWrapper] = {}
 
@@ -448,6 +541,13 @@ class Paths:
             head.__dict__.pop('teacher_logits', None)
             if setting['teacher'] is not None:
                 head.teacher_logits = setting['teacher'].logits
+        if self.promptsrc:
+            for name in ('zero_shot_image_features', 'teacher_text_features'):
+                head.__dict__.pop(name, None)
+            copy_ = setting['zero_shot']
+            if copy_ is not None:
+                head.zero_shot_image_features = copy_.image_features
+                head.teacher_text_features = copy_.text_features
         self.current = path
         return self.model
 
@@ -491,7 +591,9 @@ class Paths:
             loss = model.parse_losses(losses)[0]
         loss.backward()
         optimizer.step()
-        return dict(loss=loss)
+        # The summed loss, and the terms of a head with several (PromptSRC).
+        terms = {k: v for k, v in losses.items() if k != 'loss'}
+        return dict(terms, loss=loss)
 
     def model_of(self, path: str) -> nn.Module:
         """The model a path runs (the one model for both)."""
@@ -527,6 +629,36 @@ class OriginalTeacher:
             features = features / features.norm(dim=-1, keepdim=True)
             text = self.bank(self.head.class_names)
             return self.clip.logit_scale.exp().float() * features @ text.t()
+
+
+class OriginalZeroShotCLIP:
+    """PromptSRC's teacher as the original keeps it: a second frozen CLIP
+    (a copy of the model's; the original's ``ZS_image_encoder`` and the
+    fp32 CLIP it builds the template bank with), its image tower run on the
+    step's images without prompts, its text features of the head's
+    templates (mean, then normalised, fp32) computed once.
+
+    Args:
+        model (PromptClassifier): With a ``PromptSRCHead``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.head = model.head
+        self.clip = copy.deepcopy(model.clip)
+        self.bank = TextFeatureBank(
+            self.clip, self.head.templates, 'mean_normalize', precision='fp32')
+        self.mib = sum(p.numel() * p.element_size()
+                       for p in self.clip.model.parameters()) / 2**20
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Stands in for ``PromptSRCHead.zero_shot_image_features``."""
+        with torch.no_grad():
+            features = self.clip.encode_image(images)
+            return features / features.norm(dim=-1, keepdim=True)
+
+    def text_features(self) -> torch.Tensor:
+        """Stands in for ``PromptSRCHead.teacher_text_features``."""
+        return self.bank(self.head.class_names)
 
 
 class ModelPair:
@@ -594,7 +726,7 @@ def check_agreement(paths: Paths, setting: dict,
             outputs[path].update(_train_outputs(paths, images, labels))
             model.zero_grad(set_to_none=True)
             model.eval()
-    return _differences(outputs, *PATHS)
+    return _differences(outputs, *PATHS, rtol=setting.get('rtol', RTOL))
 
 
 def _train_outputs(paths: Paths, images: torch.Tensor,
@@ -622,10 +754,12 @@ def _train_outputs(paths: Paths, images: torch.Tensor,
     return outputs
 
 
-def _differences(outputs: Dict[str, dict], first: str,
-                 second: str) -> Dict[str, float]:
+def _differences(outputs: Dict[str, dict],
+                 first: str,
+                 second: str,
+                 rtol: float = RTOL) -> Dict[str, float]:
     """The largest difference of each output of two paths, relative to the
-    second's largest value; ``AssertionError`` above ``RTOL``."""
+    second's largest value; ``AssertionError`` above ``rtol``."""
     found = {}
     for name, fast in outputs[first].items():
         fast = fast.detach().float()
@@ -635,10 +769,10 @@ def _differences(outputs: Dict[str, dict], first: str,
                                  f' and {tuple(slow.shape)}')
         scale = slow.abs().max().clamp_min(1e-12)
         found[name] = float((fast - slow).abs().max() / scale)
-        if not found[name] <= RTOL:
+        if not found[name] <= rtol:
             raise AssertionError(
                 f'{name} of the {first} and {second} paths differ by '
-                f'{found[name]:.2e} of their largest value (allowed {RTOL}):'
+                f'{found[name]:.2e} of their largest value (allowed {rtol}):'
                 ' the benchmark would compare different computations')
     return found
 
@@ -1004,6 +1138,9 @@ def run_setting(setting: dict, path_names: Sequence[str], isolate: bool,
         # Held by the straightforward path only, loaded before any step.
         record['teacher_copy_mib'] = paths.settings['straightforward'][
             'teacher'].mib
+    if paths.promptsrc:
+        record['teacher_copy_mib'] = paths.settings['straightforward'][
+            'zero_shot'].mib
     name = setting['name']
     if check:
         record['agreement'] = check_agreement(paths, setting, modes)
