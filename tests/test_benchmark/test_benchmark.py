@@ -626,3 +626,46 @@ def test_features_end_to_end(tool, tmp_path, capsys):
     assert record['chosen']['C']['split'] == 'val'
     text = capsys.readouterr().out
     assert '| `linear-probe-fit`' in text and 'speed-up' in text
+
+
+def test_tip_adapter_f_train_preset(tool, tmp_path, capsys):
+    """Issue 15: Tip-Adapter-F on cached features (10 views, 20 epochs of
+    the original's AdamW at batch 256, the alpha/beta search on val)
+    against one CoOp epoch on the same 16-shot split, ViT-B/16; run on the
+    tiny CLIP: the keys are trained and alpha, beta chosen on val."""
+    (s, ) = tool.settings_of(
+        tool.parse_args(['--preset', 'tip-adapter-f-train']))
+    assert s['kind'] == 'features'
+    assert (s['classes'], s['shots'], s['train_batch']) == (10, 16, 32)
+    assert (s['views'], s['adapter_epochs'], s['adapter_batch']) == (10, 20,
+                                                                     256)
+    assert s['adapter_optimizer'] == dict(
+        type='AdamW', lr=0.001, eps=1e-4, weight_decay=0.01)
+    assert Path(s['config']).name == 'tip_adapter_f.py'
+    assert Path(s['baseline']['config']).name == 'coop.py'
+    out = tmp_path / 'results.json'
+    fit = tool.fit_on_features
+    keys = []
+
+    def spy(model, setting, train, val):
+        chosen = fit(model, setting, train, val)
+        keys.append(model.adapter.cache_keys.detach().clone())
+        assert train.features.shape[0] == 10  # views
+        return chosen
+
+    with mock.patch.object(tool, 'fit_on_features', spy):
+        tool.main([
+            '--preset', 'tip-adapter-f-train', '--classes', '2', '--steps',
+            '1', '--cfg-options', 'model.clip.arch=mmprompt-tiny-vit', '--out',
+            str(out), '--threads', '1'
+        ])
+    (record, ) = json.loads(out.read_text())['records']
+    assert record['method'] == 'TipAdapter'
+    assert record['chosen']['alpha']['split'] == 'val'
+    assert record['chosen']['beta']['split'] == 'val'
+    # Trained: the keys moved from the normalised mean of the views.
+    (model_keys, *_) = keys
+    assert model_keys.shape[0] == 2 * 16
+    assert not torch.allclose(
+        model_keys.norm(dim=-1), torch.ones(32), atol=1e-4)
+    assert '| `tip-adapter-f-train`' in capsys.readouterr().out
