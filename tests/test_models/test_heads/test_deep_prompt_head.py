@@ -39,14 +39,15 @@ def rel_err(got: torch.Tensor, expected: torch.Tensor) -> float:
     return float((got - expected).abs().max() / expected.abs().max())
 
 
-def fp16_rounded_close(got, expected, fraction=0.9) -> bool:
+def fp16_rounded_close(got, expected, fraction=0.8) -> bool:
     """A gradient summed over per-copy fp16-rounded gradients (the
     originals' ``p.expand(B, ...).half()``) agrees up to one-ulp flips of
     single copies: where two fp32 computations differ in the last bits (here
     even open_clip's own forward differs from the golden logits by 3e-7), a
     copy can round to the neighbouring fp16 value. So: most elements to
-    1e-5 of the largest, none beyond 2**-9 of it. Without the rounding
-    (or rounding before the expansion) 55-98 % of the elements differ."""
+    1e-5 of the largest (at most 8 % differ where this was written), none
+    beyond 2**-9 of it. Without the rounding 64-98 % of the elements of a
+    rounded tensor's gradient differ."""
     got, expected = got.detach().double(), expected.detach().double()
     scale = expected.abs().max()
     error = (got - expected).abs()
