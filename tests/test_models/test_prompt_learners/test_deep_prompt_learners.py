@@ -301,3 +301,29 @@ def test_the_rounding_is_not_part_of_the_checkpoint_record(vit):
     deeper = head_model(vit, dict(learner, text_depth=1))
     with pytest.raises(CheckpointMismatchError, match='text_depth: 2'):
         check_trained_on(checkpoint, deeper, 'ivlp.pth')
+
+
+def test_heads_without_vision_prompts_keep_the_frozen_image_pass(vit):
+    """CoOp's (and every head without extract_image_features) image
+    features stay the frozen tower's, computed without a graph; a head with
+    vision prompts gets features with one."""
+    coop = MODELS.build(
+        dict(
+            type='PromptClassifier',
+            clip=vit,
+            head=dict(
+                type='CoOpHead',
+                prompt_learner=dict(type='CoOpPromptLearner', n_ctx=2)),
+            class_names=NAMES))
+    images = torch.randn(2, 3, 32, 32)
+    features, = coop.extract_feat(images)
+    assert not features.requires_grad
+    with torch.no_grad():
+        expected = F.normalize(vit.encode_image(images), dim=-1)
+    torch.testing.assert_close(features, expected)
+    maple = head_model(vit, dict(type='MaPLePromptLearner', depth=2))
+    prompted, = maple.extract_feat(images)
+    assert prompted.requires_grad
+    grads = torch.autograd.grad(prompted.sum(),
+                                [maple.head.prompt_learner.ctx])
+    assert grads[0].abs().sum() > 0  # through proj(ctx)
