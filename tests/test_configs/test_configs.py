@@ -1015,10 +1015,15 @@ def test_runner_lpp_and_clip_adapter_configs(configs, dataset_trees, tmp_path):
     # trained: the optimizer moved the parameters fit() gave their size
     state = runner.optim_wrapper.optimizer.state
     assert all(p in state for p in adapter.parameters())
-    assert 'accuracy/top1' in runner.test()
+    metrics = runner.test()
+    assert 'accuracy/top1' in metrics
     assert set(model.state_dict()) == {
         'adapter.fc.0.weight', 'adapter.fc.2.weight', 'adapter.logit_scale'
     }
+    # a fresh model (unbuilt adapter) takes the checkpoint's width
+    again = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / 'ca')
+    again.load_from = str(tmp_path / 'ca' / 'epoch_2.pth')
+    assert Runner.from_cfg(again).test() == metrics
 
 
 def test_runner_trains_tip_adapter_configs(configs, dataset_trees, tmp_path):

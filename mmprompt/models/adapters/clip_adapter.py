@@ -37,10 +37,11 @@ class CLIPAdapter(BaseAdapter):
     The original (gaopengcuhk/CLIP-Adapter ``clip_adapter.py``) hard-codes
     ``D = 1024`` (RN50); here ``D`` is the width of the features (the
     CLIP's ``embed_dim``): given as ``in_channels``, or taken from the
-    training features in :meth:`fit` (empty weights until then, which the
-    runner's optimizer already holds). Parameter names are the original's
-    (``fc.0.weight`` ``(D/r, D)``, ``fc.2.weight`` ``(D, D/r)``), their
-    initialisation ``nn.Linear``'s, as the original's. The runner trains
+    training features in :meth:`fit` (empty weights until then; the
+    training loop points the optimizer at the built ones). Parameter names
+    are the original's (``fc.0.weight`` ``(D/r, D)``, ``fc.2.weight``
+    ``(D, D/r)``), their initialisation ``nn.Linear``'s, as the
+    original's. The runner trains
     them with cross-entropy on batches of cached features.
 
     ``s`` is the CLIP's ``logit_scale``, kept in the buffer of that name
@@ -110,9 +111,10 @@ class CLIPAdapter(BaseAdapter):
 
     def build(self, in_channels: int) -> None:
         """Give the two layers their shapes for features of width
-        ``in_channels``, with ``nn.Linear``'s initialisation; the
-        parameters stay the same objects (an optimizer holding them keeps
-        working)."""
+        ``in_channels``, with ``nn.Linear``'s initialisation, as new
+        parameters (``AdapterTrainLoop`` points the optimizer at them; a
+        parameter resized in place breaks autograd once DDP has hooked
+        it)."""
         hidden = in_channels // self.reduction
         if hidden < 1:
             raise ValueError(
@@ -121,8 +123,10 @@ class CLIPAdapter(BaseAdapter):
         for layer, (n_in, n_out) in zip(
             (self.fc[0], self.fc[2]),
             ((in_channels, hidden), (hidden, in_channels))):
+            old = layer.weight
             layer.in_features, layer.out_features = n_in, n_out
-            layer.weight.data = layer.weight.data.new_empty(n_out, n_in)
+            layer.weight = nn.Parameter(
+                old.new_empty(n_out, n_in), requires_grad=old.requires_grad)
             layer.reset_parameters()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

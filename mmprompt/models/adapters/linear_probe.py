@@ -330,8 +330,9 @@ class LogisticRegressionProbe(BaseAdapter):
         weight[classes] = coef
         bias[classes] = intercept
         device = self.weight.device
-        self.weight.data = weight.to(device)
-        self.bias.data = bias.to(device)
+        # new parameters, as every adapter's fit (AdapterTrainLoop)
+        self.weight = nn.Parameter(weight.to(device), requires_grad=False)
+        self.bias = nn.Parameter(bias.to(device), requires_grad=False)
         self.C.fill_(c)
 
     @staticmethod

@@ -264,8 +264,9 @@ class LPPlusPlus(BaseAdapter):
                     state = [t.detach().clone() for t in (weight, bias, alpha)]
         if state is None:
             state = [t.detach().clone() for t in (weight, bias, alpha)]
-        for param, value in zip((self.weight, self.bias, self.alpha), state):
-            param.data = value
+        # new parameters, as every adapter's fit (AdapterTrainLoop)
+        self.weight, self.bias, self.alpha = (
+            nn.Parameter(value, requires_grad=False) for value in state)
         return dict(
             lr_w=sizes['lr_w'],
             lr_alpha=sizes['lr_alpha'],
