@@ -1000,7 +1000,7 @@ def test_runner_lpp_and_clip_adapter_configs(configs, dataset_trees, tmp_path):
     assert runner.model.adapter.weight.shape == (3, 64)
     assert 'accuracy/top1' in runner.test()
 
-    rel = ('clip_adapter/clip-adapter_resnet50_clip-openai_1xb32-ep200_'
+    rel = ('clip_adapter/clip-adapter_resnet50_clip-openai_1xb32-ep50_'
            '16shot-imagenet.py')
     cfg = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / 'ca')
     runner = Runner.from_cfg(cfg)

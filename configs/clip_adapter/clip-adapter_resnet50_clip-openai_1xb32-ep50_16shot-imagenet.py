@@ -1,14 +1,14 @@
 # CLIP-Adapter with CLIP RN50 (the original's backbone), 16 shots per class of
 # ImageNet. The original releases no training configuration (its
 # clip_adapter.py is a trainer for CoOp's Dassl code base): CoOp's few-shot
-# schedule (SGD lr 0.002, momentum 0.9, weight decay 5e-4, batch 32, a
-# constant 1e-5 first epoch, then cosine over 200 epochs). The training
+# schedule for ImageNet (SGD lr 0.002, momentum 0.9, weight decay 5e-4,
+# batch 32, a constant 1e-5 first epoch, then cosine over 50 epochs). The training
 # images' features are cached for 10 augmented views (CoOp's augmentation),
 # epoch e reading view e % 10; the last epoch is tested, as CoOp's trainer.
 _base_ = [
     '../_base_/models/clip_adapter.py',
     '../_base_/datasets/imagenet.py',
-    '../_base_/schedules/coop_1xb32-ep200.py',
+    '../_base_/schedules/coop_1xb32-ep50.py',
     '../_base_/default_runtime.py',
 ]
 
@@ -51,9 +51,9 @@ test_dataloader = dict(
 train_cfg = dict(
     _delete_=True,
     type='AdapterTrainLoop',
-    max_epochs=200,
+    max_epochs=50,
     search_split='train',
-    val_interval=200)
+    val_interval=50)
 val_cfg = None
 
 custom_hooks = [dict(type='ClassNamesHook'), dict(type='FeatureCacheHook')]
