@@ -18,6 +18,9 @@ or from ``--config``, and gets its settings as ``--cfg-options`` of
 * for a method whose loss has a hand-written-prompt teacher (KgCoOp,
   ProGrad), the teacher's template: the dataset's, in the method's table
   (``model.head.templates``, ``TEACHER_TEMPLATE_METHODS``);
+* for a start config on cached features (Tip-Adapter(-F): its loaders
+  read a ``CachedFeatureDataset``), the data, shots and seed options of the
+  image dataset it wraps (``dataset_key``), and its own ``drop_last``;
 * a method's own settings (``METHOD_OPTIONS``: ProGrad's λ 0.8 for
   Flowers102, DTD and EuroSAT at 8 and 16 shots) and shots (ProGrad's
   base-to-new: 4, its own table's; ``--shots 16`` for the comparison
@@ -66,6 +69,8 @@ Examples:
     python tools/run_sweep.py cross-dataset --method cocoop \\
         --cfg-options model.clip.pretrained=/data/clip/ViT-B-16.pt
     python tools/run_sweep.py base2new --method coop --demo --seeds 1 2 3
+    python tools/run_sweep.py fewshot --method tip-adapter-f --seeds 1
+    python tools/run_sweep.py fewshot --method tip-adapter-f --demo
 """
 import argparse
 import copy
@@ -87,6 +92,17 @@ METRICS_FILE = 'metrics.json'
 DEMO_CONFIG = osp.join(
     ROOT, 'configs', 'demo',
     '{method}_tiny-vit_shapes_1xb4-ep10_base2new-16shot-shapes.py')
+#: The demo configs not named as DEMO_CONFIG (methods on cached features).
+DEMO_CONFIGS = {
+    method:
+    osp.join(ROOT, 'configs', 'demo',
+             'tip-adapter-f_tiny-vit_shapes_1xb256-ep20_16shot-'
+             'shapes.py')
+    for method in ('tip-adapter-f', 'tip-adapter')
+}
+#: Methods that cannot score classes they were not trained on (a cache of
+#: the training classes' images): the fewshot protocol only.
+FEWSHOT_ONLY = ('tip-adapter-f', 'tip-adapter')
 DEMO_DATA = 'data/mmprompt-demo'
 DEMO_DATASET = 'shapes'
 #: Protocols that run on the demo: it is one dataset, without ImageNet.
@@ -548,7 +564,8 @@ class Planner:
         options[self.key('train') + 'num_shots'] = shots
         if has_val:
             options[self.key('val') + 'num_shots'] = shots
-        if not args.demo:  # the demo keeps its config's 10 epochs
+        # The demo keeps its config's epochs, unless the method trains none.
+        if not args.demo or EPOCHS[args.method] is training_free_epochs:
             epochs = EPOCHS[args.method](dataset_name, shots)
             # 0: a training-free method, fitted in one epoch without
             # iterations
@@ -867,8 +884,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         if given:
             parser.error(f'--demo sets the config, the dataset and the '
                          f'backbone; leave out {", ".join(given)}')
-        args.config = DEMO_CONFIG.format(method=args.method)
+        args.config = DEMO_CONFIGS.get(
+            args.method) or DEMO_CONFIG.format(method=args.method)
         args.config_dataset = DEMO_DATASET
+    if args.method in FEWSHOT_ONLY and args.protocol != 'fewshot':
+        parser.error(f'{args.method} runs the fewshot protocol only: its '
+                     'cache holds images of the training classes and cannot '
+                     'score others (Tip-Adapter issue #10)')
     if args.config is None and args.method not in protocol.configs:
         parser.error(f'{args.protocol} has no {args.method} config; '
                      f'methods: {", ".join(protocol.configs)}; or give '

@@ -558,3 +558,32 @@ def test_demo_sweep_as_documented(method, capsys, tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         run_sweep.parse_args(['dg', '--demo'])
     assert 'dg' in capsys.readouterr().err
+
+
+def test_demo_fewshot_tip_adapter(capsys, tmp_path, monkeypatch):
+    """``--demo`` with Tip-Adapter-F and training-free Tip-Adapter: the
+    demo's cached-feature config, its options on the wrapped datasets, its
+    20 epochs (training-free: none, epoch_1.pth); fewshot only."""
+    monkeypatch.setattr(run_sweep, 'prepare_demo', lambda root: None)
+    base = [
+        'fewshot', '--demo', '--shots', '1', '--seeds', '1', '--work-dir',
+        str(tmp_path), '--dry-run'
+    ]
+    assert run_sweep.main(base + ['--method', 'tip-adapter-f']) == 0
+    train, test = commands(capsys.readouterr().out)
+    assert Path(train[2]).name == \
+        'tip-adapter-f_tiny-vit_shapes_1xb256-ep20_16shot-shapes.py'
+    assert work_dir(train).parent.name == \
+        'tip-adapter-f_mmprompt-tiny-vit_clip-openai_1xb256-ep20_1shot-shapes'
+    opts = options(train)
+    assert opts['train_dataloader.dataset.dataset.num_shots'] == '1'
+    assert opts['test_dataloader.dataset.dataset.subsample_classes'] == 'all'
+    assert 'train_cfg.max_epochs' not in opts
+    assert test[3].endswith('epoch_20.pth')
+    assert run_sweep.main(base + ['--method', 'tip-adapter']) == 0
+    train, test = commands(capsys.readouterr().out)
+    assert options(train)['train_cfg.max_epochs'] == '0'
+    assert options(train)['model.adapter.finetune'] == 'False'
+    assert test[3].endswith('epoch_1.pth')
+    with pytest.raises(SystemExit):
+        run_sweep.parse_args(['base2new', '--demo', '--method', 'tip-adapter'])
