@@ -190,6 +190,12 @@ class AdapterTrainLoop(EpochBasedTrainLoop):
 
     def run(self):
         """Launch training."""
+        if self.search_split == 'val' and self._val_dataset() is None:
+            # Known before any feature is extracted or epoch trained.
+            raise ValueError(
+                "search_split='val' needs a validation loader over a "
+                'CachedFeatureDataset of the val split (val_dataloader, '
+                "val_cfg); or use search_split='train'")
         self.runner.call_hook('before_train')
         self.fit()
         while self._epoch < self._max_epochs and not self.stop_training:

@@ -380,3 +380,11 @@ def test_test_split_extracted_once_for_every_shot_count(tree, tmp_path):
     assert extracted(runners[0]) == 4 + 1
     assert extracted(runners[1]) == 4 + 0
     assert len(runners[1].train_dataloader.dataset) == 3  # 1 shot x 3
+
+
+def test_search_on_val_needs_a_val_loader(tree, tmp_path):
+    cfg = config(tree, tmp_path, tmp_path / 'cache')
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    with pytest.raises(ValueError, match="search_split='val' needs a val"):
+        train(cfg)
+    assert not (tmp_path / 'cache').exists()  # refused before extracting
