@@ -93,16 +93,17 @@ DEMO_CONFIG = osp.join(
     ROOT, 'configs', 'demo',
     '{method}_tiny-vit_shapes_1xb4-ep10_base2new-16shot-shapes.py')
 #: The demo configs not named as DEMO_CONFIG (methods on cached features).
+_DEMO = osp.join(ROOT, 'configs', 'demo', '{}_tiny-vit_shapes_{}shapes.py')
 DEMO_CONFIGS = {
-    method:
-    osp.join(ROOT, 'configs', 'demo',
-             'tip-adapter-f_tiny-vit_shapes_1xb256-ep20_16shot-'
-             'shapes.py')
-    for method in ('tip-adapter-f', 'tip-adapter')
+    'tip-adapter-f': _DEMO.format('tip-adapter-f', '1xb256-ep20_16shot-'),
+    'tip-adapter': _DEMO.format('tip-adapter-f', '1xb256-ep20_16shot-'),
+    'linear-probe': _DEMO.format('linear-probe', '16shot-'),
 }
 #: Methods that cannot score classes they were not trained on (a cache of
-#: the training classes' images): the fewshot protocol only.
-FEWSHOT_ONLY = ('tip-adapter-f', 'tip-adapter')
+#: the training classes' images, a classifier of the training classes):
+#: the fewshot protocol only.
+FEWSHOT_ONLY = ('tip-adapter-f', 'tip-adapter', 'linear-probe', 'lpp',
+                'clip-adapter')
 DEMO_DATA = 'data/mmprompt-demo'
 DEMO_DATASET = 'shapes'
 #: Protocols that run on the demo: it is one dataset, without ImageNet.
@@ -262,6 +263,40 @@ def tip_adapter_free_options(dataset: str, shots: int) -> Dict[str, Any]:
     }
 
 
+def linear_probe_options(dataset: str, shots: int) -> Dict[str, Any]:
+    """The linear probe chooses C on the val features; ImageNet has no
+    held-out split (CoOp's val split is its test set, where the original
+    chooses C): there, on the training features."""
+    split = 'train' if dataset == 'imagenet' else 'val'
+    return {
+        'model.adapter.search_split': split,
+        'train_cfg.search_split': split
+    }
+
+
+def text_template_options(dataset: str,
+                          shots: int,
+                          imagenet: str = 'ImageNet') -> Dict[str, Any]:
+    """The dataset's hand-written template for the text features (a
+    dataset of one's own keeps the config's), and the split a method may
+    choose on: val, or the training set for ImageNet (no held-out split)."""
+    if dataset not in DATASETS:
+        return {}
+    return {
+        'model.text.templates':
+        imagenet if dataset == 'imagenet' else DATASETS[dataset].type,
+        'train_cfg.search_split':
+        'train' if dataset == 'imagenet' else 'val'
+    }
+
+
+def lpp_options(dataset: str, shots: int) -> Dict[str, Any]:
+    """LP++'s text features: Tip-Adapter's templates (ImageNet: the 7
+    templates); its epoch is chosen on the val features (ImageNet: the
+    last epoch)."""
+    return text_template_options(dataset, shots, imagenet='imagenet-7')
+
+
 def maple_epochs(dataset: str, shots: int) -> int:
     """MaPLe's and IVLP's vit_b16_c2_ep5_batch4_*: 5 epochs everywhere."""
     return 5
@@ -275,15 +310,22 @@ EPOCHS = dict(
     prograd=prograd_epochs,
     maple=maple_epochs,
     ivlp=maple_epochs,
+    lpp=training_free_epochs,
     **{
         'tip-adapter-f': tip_adapter_f_epochs,
-        'tip-adapter': training_free_epochs
+        'tip-adapter': training_free_epochs,
+        'linear-probe': training_free_epochs,
+        # the CoOp trainer's epochs, which CLIP-Adapter was written for
+        'clip-adapter': coop_epochs
     })
 #: Methods' own settings as a function of (dataset, shots).
 METHOD_OPTIONS = {
     'prograd': prograd_options,
     'tip-adapter-f': tip_adapter_options,
-    'tip-adapter': tip_adapter_free_options
+    'tip-adapter': tip_adapter_free_options,
+    'linear-probe': linear_probe_options,
+    'lpp': lpp_options,
+    'clip-adapter': text_template_options
 }
 #: Methods whose head takes the teacher's hand-written prompt from the
 #: dataset trained on (``model.head.templates``: the dataset's name, looked
@@ -338,8 +380,17 @@ PROTOCOLS = {
             # training-free method from the same config, keys frozen.
             **{
                 'tip-adapter-f': (_TIP_CONFIG, 'tip-adapter-f'),
-                'tip-adapter': (_TIP_CONFIG, 'tip-adapter')
-            }),
+                'tip-adapter': (_TIP_CONFIG, 'tip-adapter'),
+                # the CoOp paper's linear probe (the entry config: ViT-B/16,
+                # OxfordPets; --backbone resnet50 for the paper's), LP++'s
+                # own setting (RN50, 4 shots), CLIP-Adapter on CoOp's
+                # trainer settings
+                'linear-probe': ('linear-probe_vit-b16.py', 'linear-probe'),
+                'clip-adapter':
+                ('clip_adapter/clip-adapter_resnet50_clip-openai_1xb32-'
+                 'ep200_16shot-caltech101.py', 'clip-adapter')
+            },
+            lpp=('lpp/lpp_resnet50_clip-openai_4shot-oxford-pets.py', 'lpp')),
         data='{shots}shot-{dataset}',
         shots=SHOTS),
     # CoCoOp Table 1, with CoOp as the CoCoOp paper runs it (ctxv1).
@@ -377,7 +428,8 @@ PROTOCOLS = {
         targets=DG_TARGETS),
 }
 METHODS = ('coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp',
-           'tip-adapter-f', 'tip-adapter')
+           'tip-adapter-f', 'tip-adapter', 'linear-probe', 'lpp',
+           'clip-adapter')
 #: Protocols that train the same model: a sweep reuses the other's.
 SAME_TRAINING = {'cross-dataset': 'dg', 'dg': 'cross-dataset'}
 
@@ -572,8 +624,10 @@ class Planner:
             options.update({
                 'train_cfg.max_epochs': epochs,
                 'train_cfg.val_interval': max(epochs, 1),
-                'param_scheduler.T_max': max(epochs, 1),
             })
+            # a fitted method's config may have no schedule at all
+            if self._merged({}).get('param_scheduler') is not None:
+                options['param_scheduler.T_max'] = max(epochs, 1)
         if args.method in METHOD_OPTIONS:
             options.update(METHOD_OPTIONS[args.method](dataset_name, shots))
         if backbone is not None:

@@ -2,9 +2,10 @@
 # ImageNet. The original releases no training configuration (its
 # clip_adapter.py is a trainer for CoOp's Dassl code base): CoOp's few-shot
 # schedule for ImageNet (SGD lr 0.002, momentum 0.9, weight decay 5e-4,
-# batch 32, a constant 1e-5 first epoch, then cosine over 50 epochs). The training
-# images' features are cached for 10 augmented views (CoOp's augmentation),
-# epoch e reading view e % 10; the last epoch is tested, as CoOp's trainer.
+# batch 32, a constant 1e-5 first epoch, then cosine over 50 epochs). The
+# training images' features are cached for 10 augmented views (CoOp's
+# augmentation), epoch e reading view e % 10; the last epoch is tested, as
+# CoOp's trainer.
 _base_ = [
     '../_base_/models/clip_adapter.py',
     '../_base_/datasets/imagenet.py',

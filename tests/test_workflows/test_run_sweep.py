@@ -305,7 +305,7 @@ def _model_zoo_training_configs():
     """Model-zoo configs of the trained methods, from the metafiles."""
     found = []
     for method in ('coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp',
-                   'tip_adapter'):
+                   'tip_adapter', 'linear_probe', 'lpp', 'clip_adapter'):
         meta = (REPO_ROOT / 'configs' / method / 'metafile.yml').read_text()
         found += re.findall(r'Config: (configs/\S+\.py)', meta)
     return sorted(set(found))
@@ -334,6 +334,18 @@ def test_sweep_runs_are_the_model_zoo_configs(capsys, tmp_path):
         [
             'fewshot', '--method', 'tip-adapter', '--datasets', 'imagenet',
             '--shots', '16'
+        ],
+        [
+            'fewshot', '--method', 'linear-probe', '--datasets', 'imagenet',
+            '--shots', '16', '--backbone', 'resnet50', 'vit-base-p16'
+        ],
+        [
+            'fewshot', '--method', 'lpp', '--datasets', 'oxford-pets',
+            '--shots', '4'
+        ],
+        [
+            'fewshot', '--method', 'clip-adapter', '--datasets', 'imagenet',
+            'caltech101', '--shots', '16'
         ],
         ['cross-dataset', '--method', 'coop'],
         ['cross-dataset', '--method', 'cocoop'],
@@ -587,3 +599,78 @@ def test_demo_fewshot_tip_adapter(capsys, tmp_path, monkeypatch):
     assert test[3].endswith('epoch_1.pth')
     with pytest.raises(SystemExit):
         run_sweep.parse_args(['base2new', '--demo', '--method', 'tip-adapter'])
+
+
+def test_dry_run_fewshot_linear_probes_and_clip_adapter(
+        capsys, tmp_path, monkeypatch):
+    """The linear probe (C on val; ImageNet on the training features, no
+    schedule, epoch_1.pth), LP++ (Tip-Adapter's templates, the epoch on
+    val; ImageNet the 7 templates) and CLIP-Adapter (CoOp's epochs by
+    shots, the dataset's template); fewshot only; the linear probe on the
+    demo."""
+    base = ['--seeds', '1', '--work-dir', str(tmp_path), '--dry-run']
+    assert run_sweep.main([
+        'fewshot', '--method', 'linear-probe', '--datasets', 'dtd', 'imagenet',
+        '--shots', '2'
+    ] + base) == 0
+    cmds = commands(capsys.readouterr().out)
+    trains = [c for c in cmds if c[1].endswith('train.py')]
+    assert [work_dir(c).parent.name for c in trains] == [
+        'linear-probe_vit-base-p16_clip-openai_2shot-dtd',
+        'linear-probe_vit-base-p16_clip-openai_2shot-imagenet'
+    ]
+    dtd, imagenet = options(trains[0]), options(trains[1])
+    assert dtd['model.adapter.search_split'] == 'val'
+    assert dtd['train_cfg.search_split'] == 'val'
+    assert dtd['val_dataloader.dataset.dataset.num_shots'] == '2'
+    assert dtd['train_cfg.max_epochs'] == '0'
+    assert 'param_scheduler.T_max' not in dtd  # it has no schedule
+    assert imagenet['model.adapter.search_split'] == 'train'
+    assert imagenet['val_dataloader'] == 'None'
+    assert [c[3] for c in cmds
+            if c[1].endswith('test.py')][0].endswith('epoch_1.pth')
+
+    assert run_sweep.main([
+        'fewshot', '--method', 'lpp', '--datasets', 'eurosat', 'imagenet',
+        '--shots', '1'
+    ] + base) == 0
+    trains = [
+        c for c in commands(capsys.readouterr().out)
+        if c[1].endswith('train.py')
+    ]
+    eurosat, imagenet = options(trains[0]), options(trains[1])
+    assert work_dir(trains[0]).parent.name == \
+        'lpp_resnet50_clip-openai_1shot-eurosat'
+    assert eurosat['model.text.templates'] == 'EuroSAT'
+    assert imagenet['model.text.templates'] == 'imagenet-7'
+    assert imagenet['train_cfg.search_split'] == 'train'
+
+    assert run_sweep.main([
+        'fewshot', '--method', 'clip-adapter', '--datasets', 'dtd', '--shots',
+        '1', '4'
+    ] + base) == 0
+    trains = [
+        c for c in commands(capsys.readouterr().out)
+        if c[1].endswith('train.py')
+    ]
+    assert [work_dir(c).parent.name for c in trains] == [
+        'clip-adapter_resnet50_clip-openai_1xb32-ep50_1shot-dtd',
+        'clip-adapter_resnet50_clip-openai_1xb32-ep100_4shot-dtd'
+    ]
+    assert options(trains[0])['param_scheduler.T_max'] == '50'
+    assert options(trains[0])['model.text.templates'] == \
+        'DescribableTextures'
+    for method in ('linear-probe', 'lpp', 'clip-adapter'):
+        with pytest.raises(SystemExit):
+            run_sweep.parse_args(['base2new', '--method', method])
+    assert 'fewshot protocol only' in capsys.readouterr().err
+
+    monkeypatch.setattr(run_sweep, 'prepare_demo', lambda root: None)
+    assert run_sweep.main(
+        ['fewshot', '--demo', '--method', 'linear-probe', '--shots', '1'] +
+        base) == 0
+    train, test = commands(capsys.readouterr().out)
+    assert Path(train[2]).name == \
+        'linear-probe_tiny-vit_shapes_16shot-shapes.py'
+    assert options(train)['train_cfg.max_epochs'] == '0'
+    assert test[3].endswith('epoch_1.pth')
