@@ -39,6 +39,7 @@ train_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='CachedFeatureDataset',
+        _scope_='mmprompt',
         dataset=dict(images, split='train', pipeline=test_pipeline)))
 val_dataloader = dict(
     batch_size=256,
@@ -47,6 +48,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CachedFeatureDataset',
+        _scope_='mmprompt',
         dataset=dict(images, split='val', pipeline=test_pipeline)))
 test_dataloader = dict(
     batch_size=256,
@@ -55,6 +57,7 @@ test_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='CachedFeatureDataset',
+        _scope_='mmprompt',
         dataset=dict(images, split='test', pipeline=test_pipeline)))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 val_cfg = dict()
