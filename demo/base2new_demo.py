@@ -5,10 +5,14 @@ It generates a small dataset of coloured shapes (image files and a split
 file in CoOp's format) and a tiny CLIP on first use, trains CoCoOp
 (or CoOp with ``--method coop``) on the base classes with mmengine's Runner,
 tests on the base classes, tests the same checkpoint on the new classes, and
-prints base accuracy, new accuracy and their harmonic mean H.
+prints base accuracy, new accuracy and their harmonic mean H. The deep
+prompt methods (``--method maple``, ``--method promptsrc``) are trained and
+tested the same way, and CoCoOp beside them, whose row they are printed
+with.
 
     python demo/base2new_demo.py
     python demo/base2new_demo.py --method coop
+    python demo/base2new_demo.py --method promptsrc
 
 The same steps with the standard tools::
 
@@ -39,8 +43,10 @@ CONFIGS = {
     method:
     osp.join(ROOT, 'configs', 'demo',
              f'{method}_tiny-vit_shapes_1xb4-ep10_base2new-16shot-shapes.py')
-    for method in ('cocoop', 'coop')
+    for method in ('cocoop', 'coop', 'maple', 'promptsrc')
 }
+#: Methods printed beside CoCoOp's row (CoCoOp is trained too).
+BESIDE_COCOOP = ('maple', 'promptsrc')
 
 
 def parse_args() -> argparse.Namespace:
@@ -83,28 +89,21 @@ def main() -> None:
     prepare_demo_data(data_root)
     work_dir = args.work_dir or osp.join('work_dirs', f'demo-{args.method}')
 
-    cfg = Config.fromfile(CONFIGS[args.method])
-    point_at_data(cfg, data_root, args.seed)
-    cfg.work_dir = work_dir
-    cfg.experiment_name = f'demo-{args.method}-base'
-    if args.epochs is not None:
-        cfg.train_cfg.max_epochs = args.epochs
-        cfg.param_scheduler.T_max = args.epochs
+    methods = [args.method]
+    if args.method in BESIDE_COCOOP:
+        methods.append('cocoop')
     log_file = osp.join(work_dir, 'demo.log')
+    results, checkpoints = {}, {}
     with quiet_console(log_file, 'w') as screen:
-        screen.write(f'{args.method} base-to-new on {data_root}; full log: '
-                     f'{log_file}\n')
-        runner = Runner.from_cfg(cfg)
-        runner.register_hook(
-            ProgressHook(screen, f'train {args.method} (base)',
-                         f'test {args.method} base'))
-        runner.train()
-        checkpoint = osp.join(work_dir,
-                              f'epoch_{cfg.train_cfg.max_epochs}.pth')
-        results = {
-            args.method: (runner.test()['accuracy/top1'],
-                          test(cfg, 'new', args.method, screen, checkpoint))
-        }
+        screen.write(f"{' and '.join(methods)} base-to-new on {data_root}; "
+                     f'full log: {log_file}\n')
+        for method in methods:
+            cfg, runner, checkpoints[method] = train(args, method, data_root,
+                                                     work_dir, screen)
+            results[method] = (runner.test()['accuracy/top1'],
+                               test(cfg, 'new', method, screen,
+                                    checkpoints[method]))
+        checkpoint = checkpoints[args.method]
         # The same frozen CLIP with the hand-written prompt, as a baseline.
         zero_shot = cfg.copy()
         zero_shot.model.head = dict(
@@ -129,6 +128,27 @@ def main() -> None:
     print(table)
     with open(log_file, 'a', encoding='utf-8') as f:
         f.write(table + '\n')
+
+
+def train(args: argparse.Namespace, method: str, data_root: str, work_dir: str,
+          screen) -> tuple:
+    """Train ``method`` on the base classes (a second method in a
+    sub-folder of ``work_dir``); its config, runner and last checkpoint."""
+    cfg = Config.fromfile(CONFIGS[method])
+    point_at_data(cfg, data_root, args.seed)
+    if method != args.method:
+        work_dir = osp.join(work_dir, method)
+    cfg.work_dir = work_dir
+    cfg.experiment_name = f'demo-{method}-base'
+    if args.epochs is not None:
+        cfg.train_cfg.max_epochs = args.epochs
+        cfg.param_scheduler.T_max = args.epochs
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(
+        ProgressHook(screen, f'train {method} (base)', f'test {method} base'))
+    runner.train()
+    checkpoint = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    return cfg, runner, checkpoint
 
 
 def test(cfg: Config,
