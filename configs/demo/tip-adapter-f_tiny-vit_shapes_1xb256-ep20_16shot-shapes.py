@@ -59,6 +59,7 @@ train_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='CachedFeatureDataset',
+        _scope_='mmprompt',
         views=10,
         dataset=dict(images, split='train', pipeline=tip_train_pipeline)))
 val_dataloader = dict(
@@ -68,12 +69,14 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CachedFeatureDataset',
+        _scope_='mmprompt',
         dataset=dict(images, split='val', pipeline=test_pipeline)))
 test_dataloader = dict(
     batch_size=256,
     dataset=dict(
         _delete_=True,
         type='CachedFeatureDataset',
+        _scope_='mmprompt',
         dataset=dict(images, split='test', pipeline=test_pipeline)))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 val_cfg = dict()
