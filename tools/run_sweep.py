@@ -71,6 +71,13 @@ Examples:
     python tools/run_sweep.py base2new --method coop --demo --seeds 1 2 3
     python tools/run_sweep.py fewshot --method tip-adapter-f --seeds 1
     python tools/run_sweep.py fewshot --method tip-adapter-f --demo
+    # zero-shot, the linear probe, Tip-Adapter-F, CoOp and CoCoOp on the
+    # demo, 1-16 shots x 3 seeds, in one command (zero-shot runs are tests:
+    # nothing is trained), then the table and the curves
+    python tools/run_sweep.py fewshot --demo --method zeroshot \
+        linear-probe tip-adapter-f coop cocoop
+    python tools/analysis_tools/summarize_results.py work_dirs/fewshot
+    python tools/analysis_tools/plot_results.py work_dirs/fewshot
 """
 import argparse
 import copy
@@ -94,7 +101,11 @@ DEMO_CONFIG = osp.join(
     '{method}_tiny-vit_shapes_1xb4-ep10_base2new-16shot-shapes.py')
 #: The demo configs not named as DEMO_CONFIG (methods on cached features).
 _DEMO = osp.join(ROOT, 'configs', 'demo', '{}_tiny-vit_shapes_{}shapes.py')
+#: Methods that train nothing: their runs are tests of the config as it is
+#: (zero-shot CLIP), one per shot count for the curves.
+TEST_ONLY_METHODS = ('zeroshot', )
 DEMO_CONFIGS = {
+    'zeroshot': _DEMO.format('zeroshot', ''),
     'tip-adapter-f': _DEMO.format('tip-adapter-f', '1xb256-ep20_16shot-'),
     'tip-adapter': _DEMO.format('tip-adapter-f', '1xb256-ep20_16shot-'),
     'linear-probe': _DEMO.format('linear-probe', '16shot-'),
@@ -427,7 +438,7 @@ PROTOCOLS = {
         datasets=('imagenet', ),
         targets=DG_TARGETS),
 }
-METHODS = ('coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp',
+METHODS = ('zeroshot', 'coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp',
            'tip-adapter-f', 'tip-adapter', 'linear-probe', 'lpp',
            'clip-adapter')
 #: Protocols that train the same model: a sweep reuses the other's.
@@ -558,10 +569,13 @@ class Planner:
         self.algorithm = self.algorithm or args.method
         self.user_options = parse_cfg_options(args.cfg_options)
         self._cfg = None
+        #: The method trains nothing (zero-shot CLIP): its runs are tests.
+        self.test_only = args.method in TEST_ONLY_METHODS
         #: The start config trains on cached features: its loaders' image
         #: datasets are wrapped in a CachedFeatureDataset.
-        self.on_features = self._merged(
-            {}).train_dataloader.dataset.get('type') == 'CachedFeatureDataset'
+        train = self._merged({}).get('train_dataloader')
+        self.on_features = train is not None and train.dataset.get(
+            'type') == 'CachedFeatureDataset'
 
     def key(self, loader: str) -> str:
         """The option prefix of ``loader``'s image dataset."""
@@ -587,6 +601,8 @@ class Planner:
         """
         args, protocol = self.args, self.protocol
         classes = protocol.classes
+        if self.test_only:
+            return self._test_only_run(dataset_name, shots, backbone)
         if args.config_dataset is None:
             dataset = DATASETS[dataset_name]
             has_val = dataset.has_val
@@ -672,6 +688,45 @@ class Planner:
         return Run(dataset_name, has_val, shots, backbone, name, options,
                    checkpoint, record)
 
+    def _test_only_run(self, dataset_name: str, shots: int,
+                       backbone: Optional[str]) -> Run:
+        """A method that trains nothing: its test of the dataset (the same
+        model for every shot count, a point of the curves each)."""
+        args, classes = self.args, self.protocol.classes
+        if args.config_dataset is None:
+            dataset = DATASETS[dataset_name]
+            options = dataset_options('test', dataset, classes)
+            options['model.head.templates'] = dataset.type
+        else:
+            options = {self.key('test') + 'subsample_classes': classes}
+        if backbone is not None:
+            options['model.clip.arch'] = BACKBONES[backbone]
+        try:
+            arch = self._merged(options).model.clip.arch
+        except (TypeError, KeyError, AttributeError, ValueError) as err:
+            raise ValueError(f'{self.config}: the {args.protocol} settings of '
+                             f'{dataset_name!r} do not fit this config: '
+                             f'{type(err).__name__}: {err}') from err
+        if backbone is None:
+            names = {a: name for name, a in BACKBONES.items()}
+            backbone = names.get(arch, arch.lower())
+        data = self.protocol.data.format(shots=shots, dataset=dataset_name)
+        name = f'{self.algorithm}_{backbone}_clip-openai_{data}'
+        record = dict(
+            protocol=args.protocol,
+            method=args.method,
+            algorithm=self.algorithm,
+            backbone=backbone,
+            arch=arch,
+            trained_on=None,
+            shots=shots,
+            epochs=0,
+            batch_size=None,
+            run=name,
+            config=self.config)
+        return Run(dataset_name, False, shots, backbone, name, options, None,
+                   record)
+
     def folder(self,
                dataset: str,
                name: str,
@@ -711,10 +766,9 @@ class Planner:
         """Train ``run`` for ``seed`` unless done, then each test whose
         metrics are missing."""
         train_dir = self.folder(run.dataset, run.name, seed)
-        seeds = {
-            'randomness.seed': seed,
-            self.key('train') + 'seed': seed,
-        }
+        seeds = {'randomness.seed': seed}
+        if not self.test_only:
+            seeds[self.key('train') + 'seed'] = seed
         if run.has_val:
             seeds[self.key('val') + 'seed'] = seed
         options = {**seeds, **run.options}
@@ -742,17 +796,19 @@ class Planner:
         outs = [osp.join(folder, METRICS_FILE) for folder, *_ in tests]
         if all(osp.isfile(o) for o in outs):
             return job  # nothing left to do
-        checkpoint = osp.join(train_dir, run.checkpoint)
+        # A test-only method: no checkpoint, no training.
+        checkpoint = None if self.test_only else osp.join(
+            train_dir, run.checkpoint)
         # cross-dataset and dg train the same model: reuse the other's.
         other = SAME_TRAINING.get(self.args.protocol)
         reused = None
-        if other is not None and not osp.isfile(checkpoint):
+        if other is not None and checkpoint and not osp.isfile(checkpoint):
             candidate = osp.join(
                 self.folder(run.dataset, run.name, seed, other),
                 run.checkpoint)
             if osp.isfile(candidate):
                 reused = checkpoint = candidate
-        if not osp.isfile(checkpoint):
+        if checkpoint and not osp.isfile(checkpoint):
             resume = has_checkpoints(train_dir)
             job.steps.append(
                 Step(
@@ -795,10 +851,11 @@ def step_command(step: Step) -> List[str]:
         if step.resume:
             cmd.append('--resume')
     else:
-        cmd = [
-            sys.executable, TEST, step.config, step.checkpoint, '--work-dir',
-            step.work_dir, '--out', step.out, '--out-item', 'metrics',
-            '--no-progress'
+        # a test-only method (zero-shot CLIP) has no checkpoint
+        checkpoint = [step.checkpoint] if step.checkpoint else []
+        cmd = [sys.executable, TEST, step.config, *checkpoint] + [
+            '--work-dir', step.work_dir, '--out', step.out, '--out-item',
+            'metrics', '--no-progress'
         ]
     if step.options:
         cmd += ['--cfg-options', *step.options]
@@ -827,7 +884,8 @@ def run_step(step: Step, cmd: List[str]) -> Tuple[bool, str]:
     """
     os.makedirs(step.work_dir, exist_ok=True)
     log = osp.join(step.work_dir, f'{step.kind}.out')
-    if step.kind == 'test' and not osp.isfile(step.checkpoint):
+    if step.kind == 'test' and step.checkpoint and not osp.isfile(
+            step.checkpoint):
         return False, f'checkpoint {step.checkpoint} does not exist'
     with open(log, 'w') as f:
         f.write(shlex.join(cmd) + '\n')
@@ -859,9 +917,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('protocol', choices=tuple(PROTOCOLS))
     parser.add_argument(
         '--method',
+        nargs='+',
         choices=METHODS,
         help='the method, which picks the protocol\'s config and the '
-        'schedule rule (default: coop for fewshot, cocoop otherwise)')
+        'schedule rule (default: coop for fewshot, cocoop otherwise); '
+        'several run one after the other, each from its own config (e.g. '
+        'fewshot --demo --method zeroshot linear-probe tip-adapter-f coop '
+        'cocoop)')
     parser.add_argument(
         '--config',
         help='start every run from this config instead of the protocol\'s '
@@ -921,9 +983,27 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         help='print the commands without running them')
     args = parser.parse_args(argv)
+    methods = args.method or [
+        'coop' if args.protocol == 'fewshot' else 'cocoop'
+    ]
+    if len(set(methods)) != len(methods):
+        parser.error(f'--method names a method twice: {methods}')
+    if len(methods) > 1 and (args.config or args.algorithm):
+        parser.error('--config and --algorithm set the runs of one method; '
+                     f'give one --method with them, not {len(methods)}')
+    runs = [_method_args(parser, args, method) for method in methods]
+    args = runs[0]
+    #: One namespace per method, each as a single --method would give it.
+    args.runs = runs
+    return args
+
+
+def _method_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 method: str) -> argparse.Namespace:
+    """``args`` for one method: its demo config, checked."""
+    args = copy.copy(args)
+    args.method = method
     protocol = PROTOCOLS[args.protocol]
-    if args.method is None:
-        args.method = 'coop' if args.protocol == 'fewshot' else 'cocoop'
     if args.demo:
         if args.protocol not in DEMO_PROTOCOLS:
             parser.error(f'--demo runs {" and ".join(DEMO_PROTOCOLS)}; '
@@ -990,7 +1070,7 @@ def main(argv=None) -> int:
     if args.demo and not args.dry_run:
         prepare_demo(DEMO_DATA)
     try:
-        jobs = Planner(args).plan()
+        jobs = [job for run in args.runs for job in Planner(run).plan()]
     except (ValueError, FileNotFoundError) as err:
         print(f'run_sweep.py: error: {err}', file=sys.stderr)
         return 2

@@ -674,3 +674,48 @@ def test_dry_run_fewshot_linear_probes_and_clip_adapter(
         'linear-probe_tiny-vit_shapes_16shot-shapes.py'
     assert options(train)['train_cfg.max_epochs'] == '0'
     assert test[3].endswith('epoch_1.pth')
+
+
+def test_demo_fewshot_of_several_methods(capsys, tmp_path, monkeypatch):
+    """One command sweeps zero-shot CLIP, the linear probe, Tip-Adapter-F,
+    CoOp and CoCoOp on the demo: each from its demo config; zero-shot runs
+    are tests without training or checkpoint, one per shot count."""
+    monkeypatch.setattr(run_sweep, 'prepare_demo', lambda root: None)
+    methods = ['zeroshot', 'linear-probe', 'tip-adapter-f', 'coop', 'cocoop']
+    assert run_sweep.main([
+        'fewshot', '--demo', '--method', *methods, '--shots', '1', '2',
+        '--seeds', '1', '2', '--work-dir',
+        str(tmp_path), '--dry-run'
+    ]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('20 jobs: 0 done already, 20 to run')
+    cmds = commands(out)
+    runs = {work_dir(c).parent.name.split('_')[0] for c in cmds}
+    assert runs == set(methods)
+    zeroshot = [c for c in cmds if 'zeroshot' in str(work_dir(c))]
+    assert len(zeroshot) == 4  # 2 shots x 2 seeds, tests only
+    for cmd in zeroshot:
+        assert cmd[1].endswith('test.py')
+        assert Path(cmd[2]).name == 'zeroshot_tiny-vit_shapes_shapes.py'
+        assert cmd[3] == '--work-dir'  # no checkpoint
+        assert not any(k.startswith('train_dataloader') for k in options(cmd))
+    trains = [c for c in cmds if c[1].endswith('train.py')]
+    assert len(trains) == 4 * 4  # the other 4 methods
+    # each method the same as its own sweep
+    for method in ('tip-adapter-f', 'coop'):
+        alone = [
+            c for c in cmds if work_dir(c).parent.name.startswith(method + '_')
+        ]
+        assert run_sweep.main([
+            'fewshot', '--demo', '--method', method, '--shots', '1', '2',
+            '--seeds', '1', '2', '--work-dir',
+            str(tmp_path), '--dry-run'
+        ]) == 0
+        assert commands(capsys.readouterr().out) == alone
+    with pytest.raises(SystemExit):
+        run_sweep.parse_args(['fewshot', '--method', 'coop', 'coop'])
+    with pytest.raises(SystemExit):
+        run_sweep.parse_args([
+            'fewshot', '--method', 'coop', 'cocoop', '--config',
+            str(COCOOP_PETS)
+        ])
