@@ -1281,7 +1281,7 @@ def coop_epoch(model: nn.Module, optimizer, images: torch.Tensor,
         loss = loss_of(model, images[i:i + batch], labels[i:i + batch])
         loss.backward()
         optimizer.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def fit_on_features(model: nn.Module, setting: dict, train: FeatureSet,
