@@ -597,6 +597,7 @@ def test_features_end_to_end(tool, tmp_path, capsys):
     """The features path: the split's features extracted once, then each
     round a real CoOp epoch (its context moves) and the probe's fit on the
     cached features (C chosen on val), timed; the markdown table."""
+    pytest.importorskip('sklearn')  # the probe's optional dependency
     out = tmp_path / 'results.json'
     moved = []
     epoch = tool.coop_epoch

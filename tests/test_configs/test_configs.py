@@ -965,6 +965,7 @@ def test_runner_fits_feature_configs(configs, dataset_trees, tmp_path):
     from mmengine.runner import Runner
 
     from mmprompt.utils import load_checkpoint_file
+    pytest.importorskip('sklearn')  # the probe's optional dependency
     rel = 'linear-probe_vit-b16.py'
     cfg = _tiny_runner_cfg(configs[rel], dataset_trees, tmp_path / rel)
     runner = Runner.from_cfg(cfg)
