@@ -714,6 +714,38 @@ def _tiny_model_cfg(model: dict) -> dict:
     return model
 
 
+def test_promptsrc_readme_overrides(configs):
+    """PromptSRC's cross-dataset and few-shot settings as its README gives
+    them: the depth, the aggregation's Gaussian (custom_hooks.1) and the
+    schedule reach the config."""
+    row = configs['promptsrc/promptsrc_vit-base-p16_clip-openai_1xb4-ep20_'
+                  'base2new-16shot-imagenet.py']
+    cross = _override(row, 'model.head.prompt_learner.text_depth=3',
+                      'model.head.prompt_learner.vision_depth=3',
+                      'custom_hooks.1.mean=6', 'custom_hooks.1.std=10',
+                      'train_dataloader.dataset.subsample_classes=all',
+                      'test_dataloader.dataset.subsample_classes=all')
+    assert cross.custom_hooks[1] == dict(
+        type='GaussianPromptAggregationHook', mean=6, std=10)
+    learner = cross.model.head.prompt_learner
+    assert (learner.text_depth, learner.vision_depth) == (3, 3)
+    assert cross.train_dataloader.dataset.subsample_classes == 'all'
+    pets = configs['promptsrc_vit-b16.py']
+    fewshot = _override(pets, 'train_cfg.max_epochs=50',
+                        'train_cfg.val_interval=50',
+                        'param_scheduler.T_max=50', 'custom_hooks.1.mean=30',
+                        'custom_hooks.1.std=30',
+                        'train_dataloader.dataset.subsample_classes=all',
+                        'val_dataloader.dataset.subsample_classes=all',
+                        'test_dataloader.dataset.subsample_classes=all',
+                        'train_dataloader.dataset.num_shots=4',
+                        'val_dataloader.dataset.num_shots=4')
+    assert fewshot.param_scheduler.T_max == fewshot.train_cfg.max_epochs == 50
+    assert fewshot.custom_hooks[1].mean == 30
+    assert fewshot.val_dataloader.dataset.num_shots == 4
+    assert fewshot.custom_hooks[0] == dict(type='ClassNamesHook')
+
+
 def test_models_build(configs):
     from mmprompt.models.heads.templates import resolve_templates
     from mmprompt.registry import MODELS
