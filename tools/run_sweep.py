@@ -313,6 +313,13 @@ def maple_epochs(dataset: str, shots: int) -> int:
     return 5
 
 
+def promptsrc_epochs(dataset: str, shots: int) -> int:
+    """PromptSRC's vit_b16_c2_ep20_batch4_4+4ctx: 20 epochs everywhere (its
+    Gaussian prompt aggregation, in the configs' custom_hooks, is set for
+    them)."""
+    return 20
+
+
 #: Each method's number of epochs as a function of (dataset, shots).
 EPOCHS = dict(
     coop=coop_epochs,
@@ -321,6 +328,7 @@ EPOCHS = dict(
     prograd=prograd_epochs,
     maple=maple_epochs,
     ivlp=maple_epochs,
+    promptsrc=promptsrc_epochs,
     lpp=training_free_epochs,
     **{
         'tip-adapter-f': tip_adapter_f_epochs,
@@ -420,7 +428,9 @@ PROTOCOLS = {
             maple=('maple/maple_vit-base-p16_clip-openai_1xb4-ep5_'
                    'base2new-16shot-oxford-pets.py', 'maple'),
             ivlp=('ivlp/ivlp_vit-base-p16_clip-openai_1xb4-ep5_'
-                  'base2new-16shot-oxford-pets.py', 'ivlp')),
+                  'base2new-16shot-oxford-pets.py', 'ivlp'),
+            promptsrc=('promptsrc/promptsrc_vit-base-p16_clip-openai_1xb4-'
+                       'ep20_base2new-16shot-oxford-pets.py', 'promptsrc')),
         data='base2new-{shots}shot-{dataset}',
         classes='base',
         method_shots=dict(prograd=(4, ))),
@@ -439,7 +449,7 @@ PROTOCOLS = {
         targets=DG_TARGETS),
 }
 METHODS = ('zeroshot', 'coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp',
-           'tip-adapter-f', 'tip-adapter', 'linear-probe', 'lpp',
+           'promptsrc', 'tip-adapter-f', 'tip-adapter', 'linear-probe', 'lpp',
            'clip-adapter')
 #: Protocols that train the same model: a sweep reuses the other's.
 SAME_TRAINING = {'cross-dataset': 'dg', 'dg': 'cross-dataset'}

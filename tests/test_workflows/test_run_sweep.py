@@ -305,7 +305,8 @@ def _model_zoo_training_configs():
     """Model-zoo configs of the trained methods, from the metafiles."""
     found = []
     for method in ('coop', 'cocoop', 'kgcoop', 'prograd', 'maple', 'ivlp',
-                   'tip_adapter', 'linear_probe', 'lpp', 'clip_adapter'):
+                   'promptsrc', 'tip_adapter', 'linear_probe', 'lpp',
+                   'clip_adapter'):
         meta = (REPO_ROOT / 'configs' / method / 'metafile.yml').read_text()
         found += re.findall(r'Config: (configs/\S+\.py)', meta)
     return sorted(set(found))
@@ -327,6 +328,7 @@ def test_sweep_runs_are_the_model_zoo_configs(capsys, tmp_path):
         ['base2new', '--method', 'prograd'],
         ['base2new', '--method', 'maple'],
         ['base2new', '--method', 'ivlp'],
+        ['base2new', '--method', 'promptsrc'],
         [
             'fewshot', '--method', 'tip-adapter-f', '--shots', '16',
             '--backbone', 'resnet50'
