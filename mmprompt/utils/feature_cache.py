@@ -41,7 +41,7 @@ def check_search_split(split: Optional[str], what: str = 'search') -> str:
     Examples:
         >>> check_search_split('val')
         'val'
-        >>> check_search_split('test', 'the alpha/beta search')
+        >>> check_search_split('test', 'alpha/beta search')
         Traceback (most recent call last):
         ...
         ValueError: the alpha/beta search runs on the training or the ...
@@ -99,7 +99,7 @@ class FeatureCache:
         >>> key = dict(clip='ViT-B-16', split='train', view=0)
         >>> cache.load(key) is None
         True
-        >>> cache.save(key, torch.ones(2, 3))
+        >>> path = cache.save(key, torch.ones(2, 3))
         >>> cache.load(key).shape
         torch.Size([2, 3])
     """

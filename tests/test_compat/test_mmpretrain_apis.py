@@ -99,7 +99,17 @@ def _tiny(model_cfg: dict) -> dict:
         return dict(
             backbone=dict(arch='mmprompt-tiny-vit', pretrained=None),
             head=dict(in_channels=64))
-    return dict(clip=dict(arch='mmprompt-tiny-vit', pretrained=None))
+    tiny = dict(clip=dict(arch='mmprompt-tiny-vit', pretrained=None))
+    # Deep prompts at the shipped depths (9, 12) need more blocks than the
+    # tiny CLIP's 2 per tower: every depth the config sets becomes 2.
+    learner = model_cfg.get('head', {}).get('prompt_learner', {})
+    depths = {
+        k: 2
+        for k in ('depth', 'text_depth', 'vision_depth') if k in learner
+    }
+    if depths:
+        tiny['head'] = dict(prompt_learner=depths)
+    return tiny
 
 
 def test_get_model_builds_every_shipped_model(mmpretrain_scope):
