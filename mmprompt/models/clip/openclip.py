@@ -10,6 +10,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple, Union
 import open_clip
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from open_clip.model import (CLIP, CustomTextCLIP,
@@ -826,7 +827,7 @@ class OpenCLIP(BaseModule):
         for i, block in enumerate(blocks):
             if i in overwrite:
                 x = _write_rows(x, *overwrite[i], sequence, rows_dtype)
-            x = block(x)
+            x = _run_block(block, x)
         if last_index in overwrite:
             x = _write_rows(x, *overwrite[last_index], sequence, rows_dtype)
         normed = last.ln_1(x)
@@ -881,8 +882,55 @@ class OpenCLIP(BaseModule):
         for i, block in enumerate(transformer.resblocks):
             if i in overwrite:
                 x = _write_rows(x, *overwrite[i], sequence, rows_dtype)
-            x = block(x, attn_mask=mask)
+            x = _run_block(block, x, mask)
         return x if batch_first else x.transpose(0, 1)
+
+
+def _run_block(block: nn.Module,
+               x: torch.Tensor,
+               attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``block(x, attn_mask=attn_mask)`` for batch-first ``x``.
+
+    Where autograd records the block (``x`` requires grad: deep prompts,
+    a prompted image tower), an open_clip ``ResidualAttentionBlock`` over
+    ``nn.MultiheadAttention`` runs its attention on a sequence-first
+    contiguous copy of ``ln_1(x)`` through the same
+    ``F.multi_head_attention_forward`` that the module calls. The module
+    itself transposes its batch-first input to a ``(T, B, W)`` view, and
+    ``torch.matmul`` runs a non-contiguous input that requires grad as
+    ``T`` batched products of ``B`` rows with the weight broadcast: on a
+    CPU the input projection's forward and backward take about 15x longer
+    (``tools/analysis_tools/benchmark.py --preset maple-train``). Other
+    blocks, and every block without a graph, run as open_clip's own.
+    """
+    attn = getattr(block, 'attn', None)
+    if not (torch.is_grad_enabled() and x.requires_grad
+            and type(block) is ResidualAttentionBlock
+            and isinstance(attn, nn.MultiheadAttention) and attn.batch_first
+            and attn._qkv_same_embed_dim):
+        return block(x, attn_mask=attn_mask)
+    normed = block.ln_1(x).transpose(0, 1).contiguous()
+    if attn_mask is not None:
+        attn_mask = attn_mask.to(normed.dtype)
+    out = F.multi_head_attention_forward(
+        normed,
+        normed,
+        normed,
+        attn.embed_dim,
+        attn.num_heads,
+        attn.in_proj_weight,
+        attn.in_proj_bias,
+        attn.bias_k,
+        attn.bias_v,
+        attn.add_zero_attn,
+        attn.dropout,
+        attn.out_proj.weight,
+        attn.out_proj.bias,
+        training=attn.training,
+        need_weights=False,
+        attn_mask=attn_mask)[0]
+    x = x + block.ls_1(out.transpose(0, 1))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
 def _write_rows(x: torch.Tensor,
