@@ -832,8 +832,7 @@ class OpenCLIP(BaseModule):
             x = _write_rows(x, *overwrite[last_index], sequence, rows_dtype)
         normed = last.ln_1(x)
         x = x.narrow(sequence, 0, 1) + last.ls_1(
-            last.attention(
-                q_x=normed.narrow(sequence, 0, 1), k_x=normed, v_x=normed))
+            _attend(last, normed.narrow(sequence, 0, 1), normed))
         x = x + last.ls_2(last.mlp(last.ln_2(x)))
         pooled = visual.ln_post(x.select(sequence, 0))
         if visual.proj is not None:
@@ -889,33 +888,47 @@ class OpenCLIP(BaseModule):
 def _run_block(block: nn.Module,
                x: torch.Tensor,
                attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``block(x, attn_mask=attn_mask)`` for batch-first ``x``.
+    """``block(x, attn_mask=attn_mask)`` for batch-first ``x``; an open_clip
+    ``ResidualAttentionBlock`` that autograd records takes its attention
+    from :func:`_attend`. Other blocks, and every block without a graph, run
+    as open_clip's own."""
+    if not (torch.is_grad_enabled() and x.requires_grad
+            and type(block) is ResidualAttentionBlock):
+        return block(x, attn_mask=attn_mask)
+    normed = block.ln_1(x)
+    x = x + block.ls_1(_attend(block, normed, normed, attn_mask))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
 
-    Where autograd records the block (``x`` requires grad: deep prompts,
-    a prompted image tower), an open_clip ``ResidualAttentionBlock`` over
-    ``nn.MultiheadAttention`` runs its attention on a sequence-first
-    contiguous copy of ``ln_1(x)`` through the same
+
+def _attend(block: nn.Module,
+            q: torch.Tensor,
+            kv: torch.Tensor,
+            attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``block.attention(q_x=q, k_x=kv, v_x=kv, attn_mask=attn_mask)``.
+
+    Where autograd records it (deep prompts, a prompted image tower), a
+    batch-first ``nn.MultiheadAttention`` runs on sequence-first contiguous
+    copies of ``q`` and ``kv`` through the same
     ``F.multi_head_attention_forward`` that the module calls. The module
-    itself transposes its batch-first input to a ``(T, B, W)`` view, and
+    itself transposes its batch-first inputs to ``(T, B, W)`` views, and
     ``torch.matmul`` runs a non-contiguous input that requires grad as
     ``T`` batched products of ``B`` rows with the weight broadcast: on a
     CPU the input projection's forward and backward take about 15x longer
-    (``tools/analysis_tools/benchmark.py --preset maple-train``). Other
-    blocks, and every block without a graph, run as open_clip's own.
+    (``tools/analysis_tools/benchmark.py --preset maple-train``).
     """
-    attn = getattr(block, 'attn', None)
-    if not (torch.is_grad_enabled() and x.requires_grad
-            and type(block) is ResidualAttentionBlock
+    attn = block.attn
+    if not (torch.is_grad_enabled() and (q.requires_grad or kv.requires_grad)
             and isinstance(attn, nn.MultiheadAttention) and attn.batch_first
             and attn._qkv_same_embed_dim):
-        return block(x, attn_mask=attn_mask)
-    normed = block.ln_1(x).transpose(0, 1).contiguous()
+        return block.attention(q_x=q, k_x=kv, v_x=kv, attn_mask=attn_mask)
+    q_seq = q.transpose(0, 1).contiguous()
+    kv_seq = q_seq if kv is q else kv.transpose(0, 1).contiguous()
     if attn_mask is not None:
-        attn_mask = attn_mask.to(normed.dtype)
+        attn_mask = attn_mask.to(q_seq.dtype)
     out = F.multi_head_attention_forward(
-        normed,
-        normed,
-        normed,
+        q_seq,
+        kv_seq,
+        kv_seq,
         attn.embed_dim,
         attn.num_heads,
         attn.in_proj_weight,
@@ -929,8 +942,7 @@ def _run_block(block: nn.Module,
         training=attn.training,
         need_weights=False,
         attn_mask=attn_mask)[0]
-    x = x + block.ls_1(out.transpose(0, 1))
-    return x + block.ls_2(block.mlp(block.ln_2(x)))
+    return out.transpose(0, 1)
 
 
 def _write_rows(x: torch.Tensor,
