@@ -15,6 +15,29 @@ __all__ = [
 ]
 
 
+def randomize_biases_(model: nn.Module, std: float = 0.02) -> nn.Module:
+    """Draw every ``*bias`` parameter of ``model`` from N(0, std), in place.
+
+    open_clip initialises the attention's and the MLP's biases to zero (so
+    do the golden tiny CLIPs): a computation that drops or misplaces a bias
+    agrees with the reference on such a model. Tests that compare a
+    re-implemented path with open_clip's own run on random biases.
+
+    Args:
+        model (nn.Module): An open_clip model (``OpenCLIP.model``: the
+            wrapper keeps it out of its own parameters).
+        std (float): Standard deviation. Defaults to 0.02.
+
+    Returns:
+        nn.Module: ``model``.
+    """
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith('bias'):
+                param.normal_(std=std)
+    return model
+
+
 def random_tiny_clip(arch: str = 'mmprompt-tiny-vit',
                      seed: int = 0,
                      fp16_exact: bool = True) -> nn.Module:

@@ -12,6 +12,7 @@ import torch
 from coop_reference import text_tower
 
 from mmprompt.models import OpenCLIP
+from mmprompt.testing import randomize_biases_
 
 ARCHS = ['mmprompt-tiny-vit', 'mmprompt-tiny-vit-deep']
 
@@ -19,13 +20,9 @@ ARCHS = ['mmprompt-tiny-vit', 'mmprompt-tiny-vit-deep']
 @pytest.fixture(scope='module', params=ARCHS)
 def clip(request):
     torch.manual_seed(0)
+    # Random biases: open_clip's are zero (randomize_biases_).
     clip = OpenCLIP(request.param, pretrained=None)
-    # open_clip initialises the attention's and the MLP's biases to zero:
-    # random biases make a path that drops or misplaces one fail here.
-    with torch.no_grad():
-        for name, param in clip.model.named_parameters():
-            if name.endswith('bias'):
-                param.normal_(std=0.02)
+    randomize_biases_(clip.model)
     return clip
 
 
